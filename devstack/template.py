@@ -1,0 +1,143 @@
+"""Read infra/template.yaml and create what it declares on an AWS emulator.
+
+The tests and the local stack build their tables and queues from here, so the code
+and the infrastructure cannot drift: a GSI missing from the template is missing in
+the tests too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+
+# CloudFormation properties that the emulator's create calls do not take.
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that understands CloudFormation's short-form tags (!Ref, !GetAtt...)."""
+
+
+def _intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        raw: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            raw = str(raw).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        raw = loader.construct_sequence(node, deep=True)
+    else:
+        raw = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: raw}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return data
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == kind
+    }
+
+
+@dataclass
+class Stack:
+    """Physical names of what was created, by logical id, as CloudFormation's Ref/GetAtt give them."""
+
+    template: dict[str, Any]
+    refs: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                if arg in self.refs:
+                    return self.refs[arg]
+                if arg in self.parameters:
+                    return self.parameters[arg]
+                raise KeyError(f"cannot resolve Ref {arg}")
+            if key == "Fn::GetAtt":
+                logical, attribute = arg
+                if attribute == "Arn":
+                    return self.arns[logical]
+                raise KeyError(f"cannot resolve GetAtt {logical}.{attribute}")
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def function_environment(self, function_id: str) -> dict[str, str]:
+        """The environment Lambda would give `function_id`: Globals, then its own."""
+        global_env = (
+            self.template.get("Globals", {})
+            .get("Function", {})
+            .get("Environment", {})
+            .get("Variables", {})
+        )
+        function = self.template["Resources"][function_id]["Properties"]
+        own = function.get("Environment", {}).get("Variables", {})
+        merged = {**global_env, **own}
+        return {key: str(self.resolve(val)) for key, val in merged.items()}
+
+
+def default_parameters(template: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+
+
+def create_stack(
+    dynamodb: Any,
+    sqs: Any,
+    *,
+    template: dict[str, Any] | None = None,
+    parameters: dict[str, str] | None = None,
+    account: str = "123456789012",
+    region: str = "us-east-1",
+) -> Stack:
+    """Create every DynamoDB table and SQS queue the template declares."""
+    template = template or load_template()
+    stack = Stack(template=template)
+    stack.parameters = {**default_parameters(template), **(parameters or {})}
+    for name, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        dynamodb.create_table(TableName=name, **{k: props[k] for k in _TABLE_KEYS if k in props})
+        stack.refs[name] = name
+        stack.arns[name] = f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    # Dead-letter queues first: the others' redrive policies point at them.
+    ordered = sorted(queues.items(), key=lambda kv: "RedrivePolicy" in kv[1].get("Properties", {}))
+    for name, resource in ordered:
+        props = resource.get("Properties", {})
+        attributes = {
+            key: str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if key in props
+        }
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(stack.resolve(props["RedrivePolicy"]))
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        stack.refs[name] = url
+        stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+    return stack

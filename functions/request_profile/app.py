@@ -1,0 +1,167 @@
+"""The API function: every HTTP route. Wiring only: parse, call a service, wrap."""
+# No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
+
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from viralspot import bootstrap, intake, progress
+from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
+from viralspot.errors import InvalidInput, NotFound, StorageError, StorageUnavailable
+from viralspot.intake import IntakeAnswer
+from viralspot.jobs import Source
+from viralspot.progress import StatusAnswer
+from viralspot.usernames import normalise_username
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+
+UsernamePath = Annotated[
+    str, Path(description="Instagram username; a leading @ is ignored, case-insensitive")
+]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": text,
+        "content": {"application/json": {"schema": Failure.model_json_schema()}},
+    }
+    for code, text in (
+        (400, "Invalid username or parameter"),
+        (404, "Unknown profile or route"),
+        (503, "Storage unavailable; nothing was stored"),
+        (500, "Unexpected error"),
+    )
+}
+
+
+def _documented(model: type[Any], description: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for a route: its success model plus the error envelope.
+
+    The success body is documented rather than declared as the return type so the
+    seed's shape survives: fields that do not apply are absent, not null."""
+    return {
+        200: {"description": description, "content": {"application/json": {"model": model}}},
+        **ERRORS,
+    }
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers=headers,
+    )
+
+
+@app.post(
+    "/api/profile/<username>/request",
+    responses=_documented(Success[IntakeAnswer], "Queued, already queued, or already processed"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def request_profile(
+    username: UsernamePath,
+    source: Annotated[Source, Query(description="Who asks; decides the priority")] = Source.FRONTEND,
+) -> Response[Any]:
+    name = normalise_username(username)
+    ctx = bootstrap.context()
+    decision = intake.request_profile(
+        name,
+        source,
+        jobs=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        policy=ctx.policy,
+        clock=ctx.clock,
+    )
+    answer = decision.answer
+    if answer.request_id:
+        logger.append_keys(job_request_id=answer.request_id)
+    metrics.add_metric(name=f"Intake_{decision.outcome.value}", unit=MetricUnit.Count, value=1)
+    if answer.fallback_mode:
+        metrics.add_metric(name="Intake_degraded", unit=MetricUnit.Count, value=1)
+    logger.info("intake decided", extra={"username": name, "outcome": decision.outcome.value})
+    return _json(HTTPStatus.OK, success_body(answer))
+
+
+@app.get(
+    "/api/profile/<username>/status",
+    responses=_documented(Success[StatusAnswer], "Progress of the profile's job"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def profile_status(username: UsernamePath) -> Response[Any]:
+    name = normalise_username(username)
+    ctx = bootstrap.context()
+    answer = progress.get_status(name, jobs=ctx.jobs, profiles=ctx.profiles)
+    return _json(HTTPStatus.OK, success_body(answer))
+
+
+@app.get("/api/health", tags=["operations"])
+def health() -> dict[str, Any]:
+    return {"success": True, "data": {"status": "ok"}}
+
+
+@app.exception_handler(InvalidInput)
+def _invalid_input(exc: InvalidInput) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.BAD_REQUEST, failure_body(str(exc)))
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.BAD_REQUEST, failure_body(validation_detail(exc.errors())))
+
+
+@app.exception_handler(NotFound)
+def _not_found(exc: NotFound) -> Response[Any]:
+    return _json(HTTPStatus.NOT_FOUND, failure_body(str(exc)))
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response[Any]:
+    event = app.current_event
+    return _json(
+        HTTPStatus.NOT_FOUND, failure_body(f"No route for {event.http_method} {event.path}")
+    )
+
+
+@app.exception_handler(StorageUnavailable)
+def _unavailable(exc: StorageUnavailable) -> Response[Any]:
+    logger.warning("storage unavailable", extra={"reason": str(exc)})
+    metrics.add_metric(name="Intake_unavailable", unit=MetricUnit.Count, value=1)
+    return _json(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
+        headers={"Retry-After": "5"},
+    )
+
+
+@app.exception_handler(StorageError)
+def _storage_error(exc: StorageError) -> Response[Any]:
+    logger.exception("storage error")
+    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request"))
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[Any]:
+    logger.exception("unexpected error")
+    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

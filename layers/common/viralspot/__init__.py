@@ -1,0 +1,1 @@
+"""ViralSpot profile intake: the shared domain package, deployed as a Lambda layer."""

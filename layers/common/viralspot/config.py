@@ -1,0 +1,77 @@
+"""Configuration: one validated model, read from the environment the template sets.
+
+Read lazily (first use in a container), never at import, so tests and the local
+stack can set the environment before anything looks at it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    profiles_table: str
+    content_table: str
+    jobs_table: str
+    high_queue_url: str
+    low_queue_url: str
+    high_dlq_url: str | None = None
+    low_dlq_url: str | None = None
+
+    # A primary profile older than this is analysed again when someone asks for it.
+    profile_stale_after_days: float = Field(default=7, gt=0)
+    # The worker holds a job this long; it must outlive the worker's timeout so a
+    # live worker never loses its claim, yet expire so a dead one's job is repaired.
+    lease_seconds: int = Field(default=240, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_cap_minutes: int = Field(default=30, ge=1)
+    pending_grace_minutes: float = Field(default=5, gt=0)
+
+    provider: Literal["sample", "rapidapi"] = "sample"
+    rapidapi_host: str = "instagram-scraper-stable-api.p.rapidapi.com"
+    rapidapi_key_parameter: str | None = None
+    reels_target: int = Field(default=100, ge=1, le=500)
+    low_priority_reels_target: int = Field(default=30, ge=1, le=500)
+    discovery_max_depth: int = Field(default=1, ge=0)
+    discovery_fan_out: int = Field(default=5, ge=0)
+
+
+_ENV = {
+    "profiles_table": "PROFILES_TABLE",
+    "content_table": "CONTENT_TABLE",
+    "jobs_table": "JOBS_TABLE",
+    "high_queue_url": "HIGH_QUEUE_URL",
+    "low_queue_url": "LOW_QUEUE_URL",
+    "high_dlq_url": "HIGH_DLQ_URL",
+    "low_dlq_url": "LOW_DLQ_URL",
+    "profile_stale_after_days": "PROFILE_STALE_AFTER_DAYS",
+    "lease_seconds": "LEASE_SECONDS",
+    "max_attempts": "MAX_ATTEMPTS",
+    "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
+    "pending_grace_minutes": "PENDING_GRACE_MINUTES",
+    "provider": "PROVIDER",
+    "rapidapi_host": "RAPIDAPI_HOST",
+    "rapidapi_key_parameter": "RAPIDAPI_KEY_PARAMETER",
+    "reels_target": "REELS_TARGET",
+    "low_priority_reels_target": "LOW_PRIORITY_REELS_TARGET",
+    "discovery_max_depth": "DISCOVERY_MAX_DEPTH",
+    "discovery_fan_out": "DISCOVERY_FAN_OUT",
+}
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+    return Settings.model_validate(values)
+
+
+@cache
+def get_settings() -> Settings:
+    """The container's settings, validated once on first use."""
+    return settings_from_env()

@@ -1,0 +1,182 @@
+"""The Jobs item and its lifecycle rules (DESIGN.md: Priority, Queue position, Failure).
+
+One job per username at a time: PENDING -> PROCESSING -> COMPLETED, or FAILED
+(transient: with `next_retry_at`, picked up again by the sweeper; for good:
+without it). Everything here is pure; storage lives in the adapters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from viralspot.errors import ErrorKind
+
+# A profile that completed this recently is not queued again, whatever its tier.
+RECENT_COMPLETION_WINDOW = timedelta(minutes=10)
+
+
+class Source(StrEnum):
+    FRONTEND = "frontend"
+    API = "api"
+    ADMIN = "admin"
+    CRAWLER = "crawler"
+    BULK = "bulk"
+
+
+class Priority(StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+    @property
+    def rank(self) -> int:
+        """0 is served first; the active index sorts on it."""
+        return _RANK[self]
+
+    @property
+    def queue(self) -> QueueName:
+        # MEDIUM shares the low queue: its capped concurrency is what keeps bulk and
+        # crawler work from starving a person's request on the high queue.
+        return QueueName.HIGH if self is Priority.HIGH else QueueName.LOW
+
+
+class QueueName(StrEnum):
+    HIGH = "high"
+    LOW = "low"
+
+
+_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+
+PRIORITY_BY_SOURCE = {
+    Source.FRONTEND: Priority.HIGH,
+    Source.ADMIN: Priority.HIGH,
+    Source.API: Priority.MEDIUM,
+    Source.BULK: Priority.MEDIUM,
+    Source.CRAWLER: Priority.LOW,
+}
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class ProfileType(StrEnum):
+    """Why a job exists: a profile never seen, a secondary upgraded, a stale primary."""
+
+    NEW = "new"
+    UPGRADE = "upgrade"
+    REFRESH = "refresh"
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    username: str
+    request_id: str
+    status: JobStatus
+    priority: Priority
+    source: Source
+    enqueued_at: datetime
+    profile_type: ProfileType = ProfileType.NEW
+    depth: int = Field(default=0, ge=0)
+    discovered_from: str | None = None
+    attempts: int = Field(default=0, ge=0)
+    last_attempt: datetime | None = None
+    lease_until: datetime | None = None
+    next_retry_at: datetime | None = None
+    error_message: str | None = None
+    error_kind: ErrorKind | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.PENDING, JobStatus.PROCESSING)
+
+    @property
+    def awaiting_retry(self) -> bool:
+        return self.status is JobStatus.FAILED and self.next_retry_at is not None
+
+    @property
+    def failed_for_good(self) -> bool:
+        return self.status is JobStatus.FAILED and self.next_retry_at is None
+
+    def completed_recently(self, now: datetime) -> bool:
+        return (
+            self.status is JobStatus.COMPLETED
+            and self.completed_at is not None
+            and now - self.completed_at < RECENT_COMPLETION_WINDOW
+        )
+
+
+def priority_for(source: Source) -> Priority:
+    return PRIORITY_BY_SOURCE[source]
+
+
+def new_request_id() -> str:
+    # 12 hex digits: short enough to read out, and unique per username in practice;
+    # the worker's claim also checks status, so a collision could not run a job twice.
+    return uuid.uuid4().hex[:12]
+
+
+def new_job(
+    username: str,
+    source: Source,
+    now: datetime,
+    *,
+    depth: int = 0,
+    discovered_from: str | None = None,
+) -> Job:
+    return Job(
+        username=username,
+        request_id=new_request_id(),
+        status=JobStatus.PENDING,
+        priority=priority_for(source),
+        source=source,
+        enqueued_at=now,
+        depth=depth,
+        discovered_from=discovered_from,
+        updated_at=now,
+    )
+
+
+def estimated_time(position: int) -> str:
+    if position <= 1:
+        return "1-2 minutes"
+    if position <= 3:
+        return "2-5 minutes"
+    if position <= 10:
+        return "5-15 minutes"
+    return "15-30 minutes"
+
+
+def retry_delay(attempts: int, cap_minutes: int = 30) -> timedelta:
+    """Exponential backoff after `attempts` failed attempts: 2^attempts minutes, capped."""
+    return timedelta(minutes=min(2**attempts, cap_minutes))
+
+
+class JobMessage(BaseModel):
+    """The SQS message body: just enough for the worker to claim the job it names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    username: str
+    request_id: str
+    priority: Priority
+    depth: int = 0
+
+    @classmethod
+    def of(cls, job: Job) -> JobMessage:
+        return cls(
+            username=job.username,
+            request_id=job.request_id,
+            priority=job.priority,
+            depth=job.depth,
+        )

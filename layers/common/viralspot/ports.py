@@ -1,0 +1,67 @@
+"""The ports the services need. Adapters (DynamoDB, SQS) and in-memory fakes
+implement them; the services never import boto3."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from viralspot.jobs import Job, Priority
+from viralspot.profiles import Profile
+
+
+class ProfileGuard(StrEnum):
+    """What the Profiles item must look like for a new job to be allowed."""
+
+    ABSENT = "absent"
+    SECONDARY = "secondary"
+    STALE = "stale"
+
+
+class IntakeBlocked(Exception):
+    """The atomic intake refused: the items that blocked it, as they were."""
+
+    def __init__(self, job: Job | None, profile: Profile | None) -> None:
+        super().__init__("intake blocked")
+        self.job = job
+        self.profile = profile
+
+
+class WriteConflict(Exception):
+    """Another write on the same item was in flight; retrying will see its result."""
+
+
+class JobStore(Protocol):
+    def create(
+        self,
+        job: Job,
+        guard: ProfileGuard,
+        *,
+        recent_before: datetime,
+        stale_before: datetime,
+    ) -> None:
+        """In one atomic step, store `job` if the profile passes `guard` and the
+        username has no job, or one COMPLETED before `recent_before`, or one FAILED
+        for good. Raises IntakeBlocked with what stood in the way."""
+        ...
+
+    def get(self, username: str) -> Job | None: ...
+
+    def count_ahead(self, job: Job) -> int:
+        """Active jobs served before `job`: higher priority, or same and earlier."""
+        ...
+
+    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
+        """Move a still-PENDING `job` to `priority`; None if it is no longer waiting."""
+        ...
+
+
+class ProfileReader(Protocol):
+    def get(self, username: str) -> Profile | None: ...
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job: Job) -> None:
+        """Send the job's message to its priority's queue; raises DispatchFailed."""
+        ...

@@ -1,0 +1,47 @@
+"""The Profiles item: primary (fully analysed) or secondary (a light record found
+in someone's similar-profiles list)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Tier(StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    username: str
+    tier: Tier
+    full_name: str = ""
+    biography: str = ""
+    followers_count: int = 0
+    following_count: int = 0
+    posts_count: int = 0
+    profile_pic_url: str | None = None
+    is_verified: bool = False
+    is_private: bool = False
+    is_business: bool = False
+    external_url: str | None = None
+    category: str | None = None
+    content_stats: dict[str, Any] | None = None
+    engagement_metrics: dict[str, Any] | None = None
+    similar_usernames: list[str] = []
+    discovered_from: str | None = None
+    data_source: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_scraped_at: datetime | None = None
+
+    def is_stale(self, now: datetime, max_age: timedelta) -> bool:
+        """A primary whose analysis is older than `max_age` is worth analysing again."""
+        return self.tier is Tier.PRIMARY and (
+            self.last_scraped_at is None or now - self.last_scraped_at > max_age
+        )

@@ -1,0 +1,36 @@
+"""The username rule: what counts as one Instagram account name.
+
+Normalised (leading `@` stripped, lower-cased) before anything else, so `@NatGeo`
+and `natgeo` are one profile, one job, one message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from viralspot.errors import InvalidInput
+
+MAX_LENGTH = 30
+_ALLOWED = re.compile(r"^[a-z0-9._]{1,30}$")
+
+
+def normalise_username(raw: str | None) -> str:
+    """Return the canonical form of `raw`, or raise InvalidInput saying what is wrong."""
+    if raw is None or not raw.strip():
+        raise InvalidInput("Username is required")
+    name = raw
+    if name.startswith("@"):
+        name = name[1:]
+    name = name.lower()
+    if not name:
+        raise InvalidInput("Username is required")
+    if len(name) > MAX_LENGTH:
+        raise InvalidInput(f"Username too long (max {MAX_LENGTH} characters)")
+    if not _ALLOWED.match(name):
+        raise InvalidInput(
+            "Username contains invalid characters: use letters, digits, '.' and '_' only"
+        )
+    # Instagram itself refuses these; rejecting them also keeps '..' out of every key.
+    if ".." in name or name.startswith(".") or name.endswith("."):
+        raise InvalidInput("Username cannot start or end with '.' or contain '..'")
+    return name
