@@ -17,7 +17,13 @@ import yaml
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 
 # CloudFormation properties that the emulator's create calls do not take.
-_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+    "BillingMode",
+)
 
 
 class _CfnLoader(yaml.SafeLoader):

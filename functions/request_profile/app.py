@@ -1,7 +1,6 @@
 """The API function: every HTTP route. Wiring only: parse, call a service, wrap."""
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
-
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -10,16 +9,20 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, intake, progress
+from viralspot import bootstrap, intake, progress, reads
+from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
 from viralspot.errors import InvalidInput, NotFound, StorageError, StorageUnavailable
 from viralspot.intake import IntakeAnswer
 from viralspot.jobs import Source
+from viralspot.profiles import Profile
 from viralspot.progress import StatusAnswer
+from viralspot.reads import SimilarProfiles
 from viralspot.usernames import normalise_username
 
 logger = Logger()
@@ -30,7 +33,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 UsernamePath = Annotated[
     str, Path(description="Instagram username; a leading @ is ignored, case-insensitive")
 ]
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int, OpenAPIResponse] = {
     code: {
         "description": text,
         "content": {"application/json": {"schema": Failure.model_json_schema()}},
@@ -44,7 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _documented(model: type[Any], description: str) -> dict[int | str, dict[str, Any]]:
+def _documented(model: type[Any], description: str) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses for a route: its success model plus the error envelope.
 
     The success body is documented rather than declared as the return type so the
@@ -55,7 +58,9 @@ def _documented(model: type[Any], description: str) -> dict[int | str, dict[str,
     }
 
 
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+def _json(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -72,7 +77,9 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 @tracer.capture_method
 def request_profile(
     username: UsernamePath,
-    source: Annotated[Source, Query(description="Who asks; decides the priority")] = Source.FRONTEND,
+    source: Annotated[
+        Source, Query(description="Who asks; decides the priority")
+    ] = Source.FRONTEND,
 ) -> Response[Any]:
     name = normalise_username(username)
     ctx = bootstrap.context()
@@ -105,6 +112,52 @@ def profile_status(username: UsernamePath) -> Response[Any]:
     ctx = bootstrap.context()
     answer = progress.get_status(name, jobs=ctx.jobs, profiles=ctx.profiles)
     return _json(HTTPStatus.OK, success_body(answer))
+
+
+@app.get(
+    "/api/profile/<username>",
+    responses=_documented(Success[Profile], "The processed profile with its statistics"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def get_profile(username: UsernamePath) -> Response[Any]:
+    name = normalise_username(username)
+    profile = reads.primary_profile(name, bootstrap.context().profiles)
+    return _json(HTTPStatus.OK, success_body(profile))
+
+
+@app.get(
+    "/api/profile/<username>/posts",
+    responses=_documented(Success[PostsPage], "The profile's reels with outlier scores"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def get_posts(
+    username: UsernamePath,
+    sort: Annotated[
+        PostSort, Query(description="popular = outlier score, then views")
+    ] = PostSort.POPULAR,
+    limit: Annotated[int | None, Query(description=f"1-{MAX_PAGE}, default {DEFAULT_PAGE}")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response[Any]:
+    name = normalise_username(username)
+    ctx = bootstrap.context()
+    page = reads.posts(
+        name, sort=sort, limit=limit, cursor=cursor, profiles=ctx.profiles, content=ctx.content
+    )
+    return _json(HTTPStatus.OK, success_body(page))
+
+
+@app.get(
+    "/api/profile/<username>/similar",
+    responses=_documented(Success[SimilarProfiles], "Similar profiles found while processing it"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def get_similar(username: UsernamePath) -> Response[Any]:
+    name = normalise_username(username)
+    found = reads.similar(name, profiles=bootstrap.context().profiles)
+    return _json(HTTPStatus.OK, success_body(found))
 
 
 @app.get("/api/health", tags=["operations"])
@@ -151,13 +204,17 @@ def _unavailable(exc: StorageUnavailable) -> Response[Any]:
 @app.exception_handler(StorageError)
 def _storage_error(exc: StorageError) -> Response[Any]:
     logger.exception("storage error")
-    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request"))
+    return _json(
+        HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request")
+    )
 
 
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[Any]:
     logger.exception("unexpected error")
-    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request"))
+    return _json(
+        HTTPStatus.INTERNAL_SERVER_ERROR, failure_body("Failed to process profile request")
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

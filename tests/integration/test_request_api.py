@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ def test_priority_by_source_routes_to_its_queue(
     other = "LowQueue" if queue == "HighQueue" else "HighQueue"
     sent = receive_all(sqs, stack.refs[queue])
     assert len(sent) == 1
-    assert '"request_id":"%s"' % body["data"]["request_id"] in sent[0]["Body"]
+    assert json.loads(sent[0]["Body"])["request_id"] == body["data"]["request_id"]
     assert receive_all(sqs, stack.refs[other]) == []
 
 
@@ -104,9 +105,7 @@ def test_position_counts_higher_priority_and_earlier_jobs(api: LocalApi) -> None
     assert low_two["data"]["estimated_time"] == "5-15 minutes"
 
 
-def test_new_profile_costs_three_calls_duplicate_two(
-    api: LocalApi, aws_calls: CallCounter
-) -> None:
+def test_new_profile_costs_three_calls_duplicate_two(api: LocalApi, aws_calls: CallCounter) -> None:
     api.request("POST", "/api/profile/natgeo/request")
     assert sorted(aws_calls.calls) == sorted(
         ["dynamodb.TransactWriteItems", "sqs.SendMessage", "dynamodb.Query"]

@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from viralspot.analytics import ProfileAnalysis, ScoredReel, analyse
 from viralspot.providers import ProviderReel
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from viralspot.analytics import analyse
 from viralspot.errors import ErrorKind, ProfileNotFound, ProviderTransient
 from viralspot.providers import ProfileProvider

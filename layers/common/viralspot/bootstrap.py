@@ -6,13 +6,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
+from viralspot import intake
+from viralspot.adapters.dynamo_content import DynamoContentStore
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.adapters.dynamo_profiles import DynamoProfileStore
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
 from viralspot.intake import IntakePolicy
-from viralspot.jobs import QueueName
+from viralspot.jobs import QueueName, Source
+from viralspot.pipeline import PipelinePolicy, Worker
+from viralspot.providers import ProfileProvider
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class Context:
     settings: Settings
     jobs: DynamoJobStore
     profiles: DynamoProfileStore
+    content: DynamoContentStore
     dispatcher: SqsDispatcher
     policy: IntakePolicy
     clock: Clock
@@ -30,6 +35,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         settings=settings,
         jobs=DynamoJobStore(settings.jobs_table, settings.profiles_table),
         profiles=DynamoProfileStore(settings.profiles_table),
+        content=DynamoContentStore(settings.content_table),
         dispatcher=SqsDispatcher(
             {QueueName.HIGH: settings.high_queue_url, QueueName.LOW: settings.low_queue_url}
         ),
@@ -43,7 +49,61 @@ def context() -> Context:
     return build(get_settings())
 
 
+def provider_for(settings: Settings) -> ProfileProvider:
+    # Imported on demand: the API function never pays for an HTTP client it does not use.
+    if settings.provider == "rapidapi":
+        from viralspot.providers.rapidapi import rapidapi_from_parameters
+
+        if not settings.rapidapi_key_parameter:
+            raise RuntimeError("PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)")
+        return rapidapi_from_parameters(settings.rapidapi_key_parameter, settings.rapidapi_host)
+    from viralspot.providers.sample import SampleProvider
+
+    return SampleProvider()
+
+
+def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
+    settings = ctx.settings
+
+    def discover(username: str, depth: int, parent: str) -> None:
+        intake.request_profile(
+            username,
+            Source.CRAWLER,
+            jobs=ctx.jobs,
+            dispatcher=ctx.dispatcher,
+            policy=ctx.policy,
+            clock=ctx.clock,
+            depth=depth,
+            discovered_from=parent,
+        )
+
+    return Worker(
+        jobs=ctx.jobs,
+        profiles=ctx.profiles,
+        content=ctx.content,
+        provider=provider,
+        discover=discover,
+        policy=PipelinePolicy(
+            lease=timedelta(seconds=settings.lease_seconds),
+            max_attempts=settings.max_attempts,
+            backoff_cap_minutes=settings.backoff_cap_minutes,
+            reels_target=settings.reels_target,
+            low_priority_reels_target=settings.low_priority_reels_target,
+            discovery_max_depth=settings.discovery_max_depth,
+            discovery_fan_out=settings.discovery_fan_out,
+        ),
+        clock=ctx.clock,
+    )
+
+
+@cache
+def worker() -> Worker:
+    ctx = context()
+    return build_worker(ctx, provider_for(ctx.settings))
+
+
 def reset() -> None:
     """Forget the wiring (tests change the environment between cases)."""
     context.cache_clear()
+    worker.cache_clear()
     get_settings.cache_clear()

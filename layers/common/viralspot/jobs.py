@@ -180,3 +180,43 @@ class JobMessage(BaseModel):
             priority=job.priority,
             depth=job.depth,
         )
+
+
+def completed(job: Job, now: datetime) -> Job:
+    return job.model_copy(
+        update={
+            "status": JobStatus.COMPLETED,
+            "completed_at": now,
+            "updated_at": now,
+            "lease_until": None,
+            "next_retry_at": None,
+            "error_message": None,
+            "error_kind": None,
+        }
+    )
+
+
+def failed(
+    job: Job,
+    now: datetime,
+    *,
+    error: str,
+    kind: ErrorKind,
+    max_attempts: int,
+    backoff_cap_minutes: int,
+) -> Job:
+    """A failed attempt: retried after a backoff while attempts remain and the error is
+    transient; otherwise FAILED for good (no next_retry_at)."""
+    retry = kind is ErrorKind.TRANSIENT and job.attempts < max_attempts
+    return job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "error_message": error[:500],
+            "error_kind": kind,
+            "next_retry_at": now + retry_delay(job.attempts, backoff_cap_minutes)
+            if retry
+            else None,
+            "lease_until": None,
+            "updated_at": now,
+        }
+    )

@@ -3,10 +3,12 @@ implement them; the services never import boto3."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from viralspot.analytics import ScoredReel
 from viralspot.jobs import Job, Priority
 from viralspot.profiles import Profile
 
@@ -65,3 +67,27 @@ class Dispatcher(Protocol):
     def dispatch(self, job: Job) -> None:
         """Send the job's message to its priority's queue; raises DispatchFailed."""
         ...
+
+
+class WorkerJobStore(Protocol):
+    def claim(
+        self,
+        username: str,
+        request_id: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        max_attempts: int,
+    ) -> Job | None: ...
+
+    def finish(self, claimed: Job, outcome: Job) -> bool: ...
+
+
+class ProfileWriter(Protocol):
+    def put_primary(self, profile: Profile) -> None: ...
+
+    def put_secondaries(self, profiles: Sequence[Profile]) -> int: ...
+
+
+class ContentWriter(Protocol):
+    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None: ...

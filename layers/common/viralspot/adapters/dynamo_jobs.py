@@ -140,7 +140,7 @@ class DynamoJobStore:
         }
         if profile_values:
             condition_check["ExpressionAttributeValues"] = profile_values
-        put = {
+        put: dict[str, Any] = {
             "TableName": self._jobs_table,
             "Item": serialize(job_to_item(job)),
             "ConditionExpression": _JOB_REPLACEABLE,
@@ -153,9 +153,8 @@ class DynamoJobStore:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            self.client.transact_write_items(
-                TransactItems=[{"ConditionCheck": condition_check}, {"Put": put}]
-            )
+            items: list[Any] = [{"ConditionCheck": condition_check}, {"Put": put}]
+            self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if aws.error_code(exc) != "TransactionCanceledException":
                 raise aws.storage_error(exc, "create job") from exc
@@ -244,3 +243,75 @@ class DynamoJobStore:
             raise aws.storage_error(exc, "raise priority") from exc
         stored = job_from_item(deserialize(response["Attributes"]))
         return stored if stored.priority is raised.priority else None
+
+    # -- worker ---------------------------------------------------------------
+
+    def claim(
+        self,
+        username: str,
+        request_id: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        max_attempts: int,
+    ) -> Job | None:
+        """Take the job for one attempt, or None if this message may not run it: a
+        duplicate delivery (someone holds a live lease), an older request_id, a
+        finished job, or attempts used up (the sweeper closes those)."""
+        try:
+            response = self.client.update_item(
+                TableName=self._jobs_table,
+                Key={"username": value(username)},
+                UpdateExpression=(
+                    "SET #status = :processing, attempts = attempts + :one, last_attempt = :now,"
+                    " lease_until = :lease, updated_at = :now, sweep_pk = :processing, sweep_at = :lease"
+                    " REMOVE next_retry_at"
+                ),
+                ConditionExpression=(
+                    "request_id = :rid AND attempts < :max AND (#status = :pending"
+                    " OR (#status = :processing AND lease_until < :now))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":processing": value(JobStatus.PROCESSING.value),
+                    ":pending": value(JobStatus.PENDING.value),
+                    ":one": value(1),
+                    ":max": value(max_attempts),
+                    ":now": value(to_iso(now)),
+                    ":lease": value(to_iso(lease_until)),
+                    ":rid": value(request_id),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise aws.storage_error(exc, "claim job") from exc
+        except BotoCoreError as exc:
+            raise aws.storage_error(exc, "claim job") from exc
+        return job_from_item(deserialize(response["Attributes"]))
+
+    def finish(self, claimed: Job, outcome: Job) -> bool:
+        """Store `outcome` if we still hold the claim `claimed`; False if we lost it
+        (our lease expired and another attempt took the job)."""
+        if claimed.lease_until is None:
+            raise ValueError("finish() needs the claimed job, with its lease")
+        try:
+            self.client.put_item(
+                TableName=self._jobs_table,
+                Item=serialize(job_to_item(outcome)),
+                ConditionExpression="request_id = :rid AND #status = :processing AND lease_until = :lease",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":rid": value(claimed.request_id),
+                    ":processing": value(JobStatus.PROCESSING.value),
+                    ":lease": value(to_iso(claimed.lease_until)),
+                },
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise aws.storage_error(exc, "finish job") from exc
+        except BotoCoreError as exc:
+            raise aws.storage_error(exc, "finish job") from exc
+        return True

@@ -1,0 +1,124 @@
+"""The Content table on DynamoDB: reels written in batches, read through two local
+secondary indexes so every sort order pages natively.
+
+- PopularIndex sorts on `popularity` = "<outlier score, zero-padded>#<views, zero-padded>",
+  so "popular" is outlier score first, then views, as a plain string order.
+- RecentIndex sorts on `taken_at` (fixed-width ISO), both directions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from viralspot.adapters import aws
+from viralspot.adapters.codec import deserialize, serialize, value
+from viralspot.analytics import ScoredReel
+from viralspot.clock import from_iso, to_iso
+from viralspot.content import Post, PostSort, decode_cursor, encode_cursor
+from viralspot.errors import InvalidInput, StorageUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+POPULAR_INDEX = "PopularIndex"
+RECENT_INDEX = "RecentIndex"
+BATCH_SIZE = 25  # BatchWriteItem's limit
+MAX_UNPROCESSED_ROUNDS = 8
+
+
+def popularity_key(outlier_score: float, view_count: int) -> str:
+    return f"{max(outlier_score, 0.0):015.4f}#{max(view_count, 0):015d}"
+
+
+def reel_to_item(username: str, reel: ScoredReel, data_source: str) -> dict[str, Any]:
+    data: dict[str, Any] = reel.model_dump(mode="python")
+    data["taken_at"] = to_iso(reel.taken_at)
+    data["username"] = username
+    data["popularity"] = popularity_key(reel.outlier_score, reel.view_count)
+    data["data_source"] = data_source
+    return data
+
+
+def post_from_item(item: dict[str, Any]) -> Post:
+    data = dict(item)
+    data["taken_at"] = from_iso(data["taken_at"])
+    return Post.model_validate(data)
+
+
+class DynamoContentStore:
+    def __init__(
+        self,
+        content_table: str,
+        client: DynamoDBClient | None = None,
+        sleep: Any = time.sleep,
+    ) -> None:
+        self._table = content_table
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client or aws.dynamodb()
+
+    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+        """Idempotent: items are keyed by (username, shortcode), so a re-run overwrites."""
+        requests = [
+            {"PutRequest": {"Item": serialize(reel_to_item(username, reel, data_source))}}
+            for reel in reels
+        ]
+        for start in range(0, len(requests), BATCH_SIZE):
+            self._write_batch(requests[start : start + BATCH_SIZE])
+
+    def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        pending: list[Any] = batch
+        for round_number in range(MAX_UNPROCESSED_ROUNDS):
+            try:
+                response = self.client.batch_write_item(RequestItems={self._table: pending})
+            except (ClientError, BotoCoreError) as exc:
+                raise aws.storage_error(exc, "write reels") from exc
+            pending = list(response.get("UnprocessedItems", {}).get(self._table, []))
+            if not pending:
+                return
+            # Unprocessed items mean throttling: back off before resending only those.
+            self._sleep(min(0.05 * 2**round_number, 1.0))
+        raise StorageUnavailable(f"write reels: {len(pending)} items still unprocessed")
+
+    def page(
+        self, username: str, sort: PostSort, limit: int, cursor: str | None
+    ) -> tuple[list[Post], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": POPULAR_INDEX if sort is PostSort.POPULAR else RECENT_INDEX,
+            "KeyConditionExpression": "username = :u",
+            "ExpressionAttributeValues": {":u": value(username)},
+            "ScanIndexForward": sort is PostSort.OLDEST,
+            "Limit": limit,
+        }
+        if cursor:
+            start = decode_cursor(cursor)
+            key = start.get("key")
+            if (
+                start.get("username") != username
+                or start.get("sort") != sort.value
+                or not isinstance(key, dict)
+                or key.get("username") != username
+                or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items())
+            ):
+                raise InvalidInput("Invalid cursor: it belongs to another listing")
+            kwargs["ExclusiveStartKey"] = serialize(start["key"])
+        try:
+            response = self.client.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.storage_error(exc, "read posts") from exc
+        posts = [post_from_item(deserialize(item)) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        next_cursor = (
+            encode_cursor({"username": username, "sort": sort.value, "key": deserialize(last)})
+            if last
+            else None
+        )
+        return posts, next_cursor

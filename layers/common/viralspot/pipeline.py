@@ -1,0 +1,218 @@
+"""The worker's rule (DESIGN.md "Processing", "Failure", "Viral analytics"):
+claim the job with a lease, fetch, analyse, store idempotently, complete.
+
+SQS delivers at least once and a worker can die anywhere, so every step is safe to
+repeat: the claim decides who runs, writes are keyed by natural keys, and the job
+is completed only by the attempt that still holds the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from viralspot.analytics import analyse
+from viralspot.clock import Clock
+from viralspot.errors import ProviderError, ProviderUnauthorized
+from viralspot.jobs import Job, JobMessage, Priority, completed, failed
+from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
+from viralspot.profiles import Profile, Tier
+from viralspot.providers import ProfileProvider, ProviderProfile
+
+logger = Logger(child=True)
+
+# Discovery goes through the intake rule: (username, depth, discovered_from).
+Discover = Callable[[str, int, str], None]
+
+
+class Result(StrEnum):
+    COMPLETED = "completed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    NOT_CLAIMED = "not_claimed"
+    MALFORMED = "malformed"
+    LOST_CLAIM = "lost_claim"
+
+
+@dataclass(frozen=True)
+class PipelinePolicy:
+    lease: timedelta
+    max_attempts: int = 3
+    backoff_cap_minutes: int = 30
+    reels_target: int = 100
+    low_priority_reels_target: int = 30
+    discovery_max_depth: int = 1
+    discovery_fan_out: int = 5
+
+    def reels_for(self, priority: Priority) -> int:
+        return self.low_priority_reels_target if priority is Priority.LOW else self.reels_target
+
+
+@dataclass(frozen=True)
+class Worker:
+    jobs: WorkerJobStore
+    profiles: ProfileWriter
+    content: ContentWriter
+    provider: ProfileProvider
+    discover: Discover
+    policy: PipelinePolicy
+    clock: Clock
+
+    def process(self, body: str) -> Result:
+        try:
+            message = JobMessage.model_validate_json(body)
+        except ValidationError as exc:
+            # It can never succeed: acknowledge it instead of looping to the DLQ.
+            logger.error(
+                "malformed job message dropped", extra={"body": body[:500], "error": str(exc)}
+            )
+            return Result.MALFORMED
+        now = self.clock()
+        job = self.jobs.claim(
+            message.username,
+            message.request_id,
+            now=now,
+            lease_until=now + self.policy.lease,
+            max_attempts=self.policy.max_attempts,
+        )
+        if job is None:
+            logger.info(
+                "message not claimed: duplicate delivery, superseded or finished job",
+                extra={"username": message.username, "job_request_id": message.request_id},
+            )
+            return Result.NOT_CLAIMED
+        logger.append_keys(username=job.username, job_request_id=job.request_id)
+        try:
+            return self._run(job)
+        finally:
+            logger.remove_keys(["username", "job_request_id"])
+
+    def _run(self, job: Job) -> Result:
+        logger.info("processing", extra={"attempt": job.attempts, "provider": self.provider.name})
+        try:
+            fetched = self.provider.fetch_profile(job.username)
+            reels = self.provider.fetch_reels(job.username, self.policy.reels_for(job.priority))
+        except ProviderError as exc:
+            return self._fail(job, exc)
+        similar = self._similar(job)
+        now = self.clock()
+        analysis = analyse(reels, fetched.followers_count)
+        # Reels before the profile: a reader who sees the primary finds its reels.
+        self.content.put_reels(job.username, analysis.reels, self.provider.name)
+        self.profiles.put_primary(
+            _primary(
+                fetched,
+                analysis.content_stats.model_dump(),
+                analysis.engagement_metrics.model_dump(),
+                similar,
+                self.provider.name,
+                now,
+            )
+        )
+        if similar:
+            self.profiles.put_secondaries(
+                [_secondary(p, job.username, self.provider.name, now) for p in similar]
+            )
+            self._discover(job, similar)
+        if not self.jobs.finish(job, completed(job, self.clock())):
+            logger.warning("lease lost before completion; another attempt owns the job")
+            return Result.LOST_CLAIM
+        logger.info(
+            "completed",
+            extra={
+                "reels": len(analysis.reels),
+                "viral_5x": analysis.content_stats.reels_5x,
+                "similar": len(similar),
+                "data_source": self.provider.name,
+            },
+        )
+        return Result.COMPLETED
+
+    def _similar(self, job: Job) -> list[ProviderProfile]:
+        if self.policy.discovery_fan_out <= 0:
+            return []
+        try:
+            found = self.provider.fetch_similar(job.username, self.policy.discovery_fan_out)
+        except ProviderError as exc:
+            # Similar profiles are a bonus: their failure must not fail the analysis.
+            logger.warning("similar profiles unavailable", extra={"error": str(exc)})
+            return []
+        return [p for p in found if p.username != job.username][: self.policy.discovery_fan_out]
+
+    def _discover(self, job: Job, similar: list[ProviderProfile]) -> None:
+        if job.depth >= self.policy.discovery_max_depth:
+            return
+        for candidate in similar:
+            try:
+                self.discover(candidate.username, job.depth + 1, job.username)
+            except Exception:
+                # Crawling is best effort; the analysis the person asked for is done.
+                logger.exception("discovery failed", extra={"candidate": candidate.username})
+
+    def _fail(self, job: Job, exc: ProviderError) -> Result:
+        if isinstance(exc, ProviderUnauthorized):
+            logger.error(
+                "provider refused our credentials: operator action needed",
+                extra={"error": str(exc)},
+            )
+        outcome = failed(
+            job,
+            self.clock(),
+            error=str(exc),
+            kind=exc.kind,
+            max_attempts=self.policy.max_attempts,
+            backoff_cap_minutes=self.policy.backoff_cap_minutes,
+        )
+        if not self.jobs.finish(job, outcome):
+            logger.warning("lease lost before recording the failure")
+            return Result.LOST_CLAIM
+        logger.warning(
+            "attempt failed",
+            extra={
+                "error": str(exc),
+                "error_kind": exc.kind.value,
+                "next_retry_at": outcome.next_retry_at.isoformat()
+                if outcome.next_retry_at
+                else None,
+            },
+        )
+        if outcome.awaiting_retry:
+            return Result.RETRY_SCHEDULED
+        return Result.FAILED
+
+
+def _primary(
+    fetched: ProviderProfile,
+    content_stats: dict[str, object],
+    engagement: dict[str, object],
+    similar: list[ProviderProfile],
+    data_source: str,
+    now: datetime,
+) -> Profile:
+    return Profile(
+        **fetched.model_dump(),
+        tier=Tier.PRIMARY,
+        content_stats=content_stats,
+        engagement_metrics=engagement,
+        similar_usernames=[p.username for p in similar],
+        data_source=data_source,
+        created_at=now,
+        updated_at=now,
+        last_scraped_at=now,
+    )
+
+
+def _secondary(found: ProviderProfile, parent: str, data_source: str, now: datetime) -> Profile:
+    return Profile(
+        **found.model_dump(),
+        tier=Tier.SECONDARY,
+        discovered_from=parent,
+        data_source=data_source,
+        created_at=now,
+        updated_at=now,
+    )
