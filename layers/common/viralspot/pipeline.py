@@ -86,14 +86,12 @@ class Worker:
                 extra={"username": message.username, "job_request_id": message.request_id},
             )
             return Result.NOT_CLAIMED
-        logger.append_keys(username=job.username, job_request_id=job.request_id)
-        try:
-            return self._run(job)
-        finally:
-            logger.remove_keys(["username", "job_request_id"])
+        return self._run(job)
 
     def _run(self, job: Job) -> Result:
-        logger.info("processing", extra={"attempt": job.attempts, "provider": self.provider.name})
+        logger.info(
+            "processing", extra=_about(job, attempt=job.attempts, provider=self.provider.name)
+        )
         try:
             fetched = self.provider.fetch_profile(job.username)
             reels = self.provider.fetch_reels(job.username, self.policy.reels_for(job.priority))
@@ -120,16 +118,19 @@ class Worker:
             )
             self._discover(job, similar)
         if not self.jobs.finish(job, completed(job, self.clock())):
-            logger.warning("lease lost before completion; another attempt owns the job")
+            logger.warning(
+                "lease lost before completion; another attempt owns the job", extra=_about(job)
+            )
             return Result.LOST_CLAIM
         logger.info(
             "completed",
-            extra={
-                "reels": len(analysis.reels),
-                "viral_5x": analysis.content_stats.reels_5x,
-                "similar": len(similar),
-                "data_source": self.provider.name,
-            },
+            extra=_about(
+                job,
+                reels=len(analysis.reels),
+                viral_5x=analysis.content_stats.reels_5x,
+                similar=len(similar),
+                data_source=self.provider.name,
+            ),
         )
         return Result.COMPLETED
 
@@ -140,7 +141,7 @@ class Worker:
             found = self.provider.fetch_similar(job.username, self.policy.discovery_fan_out)
         except ProviderError as exc:
             # Similar profiles are a bonus: their failure must not fail the analysis.
-            logger.warning("similar profiles unavailable", extra={"error": str(exc)})
+            logger.warning("similar profiles unavailable", extra=_about(job, error=str(exc)))
             return []
         return [p for p in found if p.username != job.username][: self.policy.discovery_fan_out]
 
@@ -152,7 +153,9 @@ class Worker:
                 self.discover(candidate.username, job.depth + 1, job.username)
             except Exception:
                 # Crawling is best effort; the analysis the person asked for is done.
-                logger.exception("discovery failed", extra={"candidate": candidate.username})
+                logger.exception(
+                    "discovery failed", extra=_about(job, candidate=candidate.username)
+                )
 
     def _fail(self, job: Job, exc: ProviderError) -> Result:
         if isinstance(exc, ProviderUnauthorized):
@@ -169,7 +172,7 @@ class Worker:
             backoff_cap_minutes=self.policy.backoff_cap_minutes,
         )
         if not self.jobs.finish(job, outcome):
-            logger.warning("lease lost before recording the failure")
+            logger.warning("lease lost before recording the failure", extra=_about(job))
             return Result.LOST_CLAIM
         logger.warning(
             "attempt failed",
@@ -184,6 +187,12 @@ class Worker:
         if outcome.awaiting_retry:
             return Result.RETRY_SCHEDULED
         return Result.FAILED
+
+
+def _about(job: Job, **fields: object) -> dict[str, object]:
+    """Log fields naming the job (passed per call: a shared logger's keys would leak
+    between records of one batch)."""
+    return {"username": job.username, "job_request_id": job.request_id, **fields}
 
 
 def _primary(
