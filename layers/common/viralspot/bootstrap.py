@@ -17,6 +17,7 @@ from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
 from viralspot.providers import ProfileProvider
+from viralspot.sweeper import SweepPolicy
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,15 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
 def worker() -> Worker:
     ctx = context()
     return build_worker(ctx, provider_for(ctx.settings))
+
+
+def sweep_policy(settings: Settings) -> SweepPolicy:
+    return SweepPolicy(
+        pending_grace=timedelta(minutes=settings.pending_grace_minutes),
+        max_attempts=settings.max_attempts,
+        backoff_cap_minutes=settings.backoff_cap_minutes,
+        max_jobs=settings.sweep_max_jobs,
+    )
 
 
 def reset() -> None:

@@ -32,6 +32,7 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1)
     backoff_cap_minutes: int = Field(default=30, ge=1)
     pending_grace_minutes: float = Field(default=5, gt=0)
+    sweep_max_jobs: int = Field(default=500, ge=1)
 
     provider: Literal["sample", "rapidapi"] = "sample"
     rapidapi_host: str = "instagram-scraper-stable-api.p.rapidapi.com"
@@ -55,6 +56,7 @@ _ENV = {
     "max_attempts": "MAX_ATTEMPTS",
     "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
+    "sweep_max_jobs": "SWEEP_MAX_JOBS",
     "provider": "PROVIDER",
     "rapidapi_host": "RAPIDAPI_HOST",
     "rapidapi_key_parameter": "RAPIDAPI_KEY_PARAMETER",

@@ -315,3 +315,90 @@ class DynamoJobStore:
         except BotoCoreError as exc:
             raise aws.storage_error(exc, "finish job") from exc
         return True
+
+    # -- sweeper --------------------------------------------------------------
+
+    def due(
+        self,
+        status: JobStatus,
+        before: datetime,
+        *,
+        limit: int,
+        start: dict[str, Any] | None = None,
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        """One page of jobs in `status` whose sweep time is at or before `before`,
+        oldest first, from the sparse SweepIndex (never the table)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._jobs_table,
+            "IndexName": SWEEP_INDEX,
+            "KeyConditionExpression": "sweep_pk = :status AND sweep_at <= :before",
+            "ExpressionAttributeValues": {
+                ":status": value(status.value),
+                ":before": value(to_iso(before)),
+            },
+            "Limit": limit,
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            response = self.client.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.storage_error(exc, "query due jobs") from exc
+        jobs = [job_from_item(deserialize(item)) for item in response.get("Items", [])]
+        return jobs, response.get("LastEvaluatedKey")
+
+    def replace(self, expected: Job, new: Job) -> bool:
+        """Store `new` only if the job is still exactly the `expected` version
+        (same request, status and updated_at): two sweepers reading the same job
+        cannot both act on it."""
+        if expected.updated_at is None:
+            raise ValueError("replace() needs a stored job (with updated_at)")
+        try:
+            self.client.put_item(
+                TableName=self._jobs_table,
+                Item=serialize(job_to_item(new)),
+                ConditionExpression="request_id = :rid AND #status = :status AND updated_at = :version",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":rid": value(expected.request_id),
+                    ":status": value(expected.status.value),
+                    ":version": value(to_iso(expected.updated_at)),
+                },
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise aws.storage_error(exc, "replace job") from exc
+        except BotoCoreError as exc:
+            raise aws.storage_error(exc, "replace job") from exc
+        return True
+
+    def active_counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by status and priority, from the SweepIndex: PENDING, PROCESSING and
+        FAILED awaiting retry. Cost follows live work, not completed history."""
+        counts: dict[str, dict[str, int]] = {}
+        for status in (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.FAILED):
+            by_priority = {p.value: 0 for p in Priority}
+            start: dict[str, Any] | None = None
+            while True:
+                kwargs: dict[str, Any] = {
+                    "TableName": self._jobs_table,
+                    "IndexName": SWEEP_INDEX,
+                    "KeyConditionExpression": "sweep_pk = :status",
+                    "ExpressionAttributeValues": {":status": value(status.value)},
+                    "ProjectionExpression": "priority",
+                }
+                if start:
+                    kwargs["ExclusiveStartKey"] = start
+                try:
+                    response = self.client.query(**kwargs)
+                except (ClientError, BotoCoreError) as exc:
+                    raise aws.storage_error(exc, "count jobs") from exc
+                for item in response.get("Items", []):
+                    priority = str(deserialize(item).get("priority", ""))
+                    by_priority[priority] = by_priority.get(priority, 0) + 1
+                start = response.get("LastEvaluatedKey")
+                if not start:
+                    break
+            counts[status.value] = by_priority
+        return counts

@@ -1,0 +1,344 @@
+"""Fault injection: each gap the sweeper closes, with an injected clock (no sleeps)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devstack.emulator import Emulator
+from devstack.invoke import LocalApi, handler_for
+from devstack.lambda_context import LocalContext
+from devstack.template import Stack
+from tests.events import sample
+from viralspot import bootstrap, sweeper
+from viralspot.config import get_settings
+from viralspot.errors import DispatchFailed, ProviderTransient
+from viralspot.jobs import Job, JobStatus
+from viralspot.pipeline import Result, Worker
+from viralspot.providers import ProviderProfile, ProviderReel
+from viralspot.providers.sample import SampleProvider
+from viralspot.sweeper import Repair, SweepReport
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def drain(aws_env: Emulator, stack: Stack, queue: str) -> list[dict[str, Any]]:
+    sqs = aws_env.client("sqs")
+    got: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=stack.refs[queue], MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not batch:
+            return got
+        for message in batch:
+            sqs.delete_message(QueueUrl=stack.refs[queue], ReceiptHandle=message["ReceiptHandle"])
+        got.extend(batch)
+
+
+def run_sweep(clock: Clock) -> SweepReport:
+    ctx = bootstrap.build(get_settings(), clock)
+    return sweeper.sweep(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        policy=bootstrap.sweep_policy(ctx.settings),
+        clock=clock,
+    )
+
+
+def worker(provider: Any, clock: Clock) -> Worker:
+    return bootstrap.build_worker(bootstrap.build(get_settings(), clock), provider)
+
+
+def job(username: str) -> Job:
+    found = bootstrap.context().jobs.get(username)
+    assert found is not None
+    return found
+
+
+def request(api: LocalApi, username: str) -> dict[str, Any]:
+    _, _, body = api.request("POST", f"/api/profile/{username}/request")
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
+    api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Any, job: Job) -> None:
+        raise DispatchFailed("SQS unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
+        answer = request(api, "natgeo")
+    assert answer["queued"] is True
+    assert answer["fallback_mode"] is True
+    assert drain(aws_env, stack, "HighQueue") == []
+
+    clock = Clock()
+    assert run_sweep(clock).repairs[Repair.REDISPATCHED] == 0  # still within the grace period
+    assert drain(aws_env, stack, "HighQueue") == []
+
+    clock.advance(minutes=get_settings().pending_grace_minutes, seconds=1)
+    assert run_sweep(clock).repairs[Repair.REDISPATCHED] == 1
+    sent = drain(aws_env, stack, "HighQueue")
+    assert [json.loads(m["Body"])["request_id"] for m in sent] == [answer["request_id"]]
+    # Dispatched once: the next sweep within the grace period leaves it alone.
+    clock.advance(seconds=30)
+    assert run_sweep(clock).repairs[Repair.REDISPATCHED] == 0
+
+    clock.advance(minutes=10)
+    assert worker(SampleProvider(), clock).process(sent[0]["Body"]) is Result.COMPLETED
+
+
+class Crash(Exception):
+    pass
+
+
+class DiesAfterProfile:
+    """The sample provider, except the container dies after fetching the reels."""
+
+    name = "sample"
+
+    def __init__(self) -> None:
+        self.sample = SampleProvider()
+
+    def fetch_profile(self, username: str) -> ProviderProfile:
+        return self.sample.fetch_profile(username)
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        raise Crash("killed")
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return []
+
+
+def test_worker_dies_then_lease_expiry_retry_completes_once(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    request(api, "natgeo")
+    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    clock = Clock()
+    with pytest.raises(Crash):
+        worker(DiesAfterProfile(), clock).process(body)
+    assert job("natgeo").status is JobStatus.PROCESSING
+
+    clock.advance(seconds=get_settings().lease_seconds - 1)
+    assert run_sweep(clock).repairs[Repair.LEASE_EXPIRED] == 0  # lease still live
+    clock.advance(seconds=2)
+    assert run_sweep(clock).repairs[Repair.LEASE_EXPIRED] == 1
+    failed = job("natgeo")
+    assert failed.status is JobStatus.FAILED
+    assert failed.next_retry_at == clock.now + timedelta(minutes=2)
+    assert "lease expired" in (failed.error_message or "")
+
+    clock.advance(minutes=2)
+    assert run_sweep(clock).repairs[Repair.RETRIED] == 1
+    resent = drain(aws_env, stack, "HighQueue")
+    assert len(resent) == 1
+    assert worker(SampleProvider(), clock).process(resent[0]["Body"]) is Result.COMPLETED
+    done = job("natgeo")
+    assert done.status is JobStatus.COMPLETED
+    assert done.attempts == 2
+    content = aws_env.client("dynamodb").query(
+        TableName=stack.refs["ContentTable"],
+        KeyConditionExpression="username = :u",
+        ExpressionAttributeValues={":u": {"S": "natgeo"}},
+        Select="COUNT",
+    )
+    assert content["Count"] == 100
+
+
+class RateLimitedTwice:
+    name = "sample"
+
+    def __init__(self) -> None:
+        self.sample = SampleProvider()
+        self.calls = 0
+
+    def fetch_profile(self, username: str) -> ProviderProfile:
+        self.calls += 1
+        if self.calls <= 2:
+            raise ProviderTransient("HTTP 429 Too Many Requests")
+        return self.sample.fetch_profile(username)
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        return self.sample.fetch_reels(username, target)
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return []
+
+
+def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    request(api, "natgeo")
+    clock = Clock()
+    provider = RateLimitedTwice()
+    run = worker(provider, clock)
+    delays = []
+    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    for _ in range(2):
+        failed_at = clock.now
+        assert run.process(body) is Result.RETRY_SCHEDULED
+        due = job("natgeo").next_retry_at
+        assert due is not None
+        delays.append(due - failed_at)
+        clock.now = due - timedelta(seconds=1)
+        assert run_sweep(clock).repairs[Repair.RETRIED] == 0  # not yet due
+        clock.now = due
+        assert run_sweep(clock).repairs[Repair.RETRIED] == 1
+        body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    assert delays == [timedelta(minutes=2), timedelta(minutes=4)]
+    assert run.process(body) is Result.COMPLETED
+    assert job("natgeo").attempts == 3
+    assert provider.calls == 3
+
+
+def test_not_found_fails_at_once_and_is_never_retried(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    request(api, "sample_notfound")
+    clock = Clock()
+    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    assert worker(SampleProvider(), clock).process(body) is Result.FAILED
+    for minutes in (1, 5, 60, 24 * 60):
+        clock.advance(minutes=minutes)
+        report = run_sweep(clock)
+        assert report.examined == 0
+    assert drain(aws_env, stack, "HighQueue") == []
+    _, _, status = api.request("GET", "/api/profile/sample_notfound/status")
+    assert status["data"]["status"] == "failed"
+    assert status["data"]["error_kind"] == "permanent"
+
+
+def test_lease_expired_on_last_attempt_fails_for_good(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    request(api, "natgeo")
+    clock = Clock()
+    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    for attempt in range(1, 4):
+        with pytest.raises(Crash):
+            worker(DiesAfterProfile(), clock).process(body)
+        clock.advance(seconds=get_settings().lease_seconds + 1)
+        report = run_sweep(clock)
+        if attempt < 3:
+            assert report.repairs[Repair.LEASE_EXPIRED] == 1
+            clock.now = job("natgeo").next_retry_at or clock.now
+            assert run_sweep(clock).repairs[Repair.RETRIED] == 1
+            body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+        else:
+            assert report.repairs[Repair.FAILED_FOR_GOOD] == 1
+    final = job("natgeo")
+    assert final.failed_for_good
+    assert final.attempts == 3
+    # A new request for a job FAILED for good starts a fresh one.
+    fresh = request(api, "natgeo")
+    assert fresh["profile_type"] == "new"
+    assert fresh["request_id"] != final.request_id
+
+
+def test_two_sweeps_at_once_dispatch_a_due_job_once(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    for name in ("alpha", "bravo", "charlie"):
+        request(api, name)
+    drain(aws_env, stack, "HighQueue")
+    clock = Clock()
+    clock.advance(minutes=get_settings().pending_grace_minutes + 1)
+
+    # Both sweeps read the due jobs before either writes: the race is real, not luck.
+    barrier = threading.Barrier(2)
+    ctx = bootstrap.build(get_settings(), clock)
+
+    class ReadThenWait:
+        def due(self, *args: Any, **kwargs: Any) -> Any:
+            jobs, start = ctx.jobs.due(*args, **kwargs)
+            if jobs:
+                barrier.wait(timeout=10)
+            return jobs, start
+
+        def replace(self, expected: Job, new: Job) -> bool:
+            return ctx.jobs.replace(expected, new)
+
+        def finish(self, claimed: Job, outcome: Job) -> bool:
+            return ctx.jobs.finish(claimed, outcome)
+
+    reports: list[SweepReport] = []
+
+    def run() -> None:
+        reports.append(
+            sweeper.sweep(
+                store=ReadThenWait(),
+                dispatcher=ctx.dispatcher,
+                policy=bootstrap.sweep_policy(ctx.settings),
+                clock=clock,
+            )
+        )
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sum(r.repairs[Repair.REDISPATCHED] for r in reports) == 3
+    assert sum(r.repairs[Repair.RACE_LOST] for r in reports) == 3
+    sent = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack, "HighQueue")]
+    assert sorted(sent) == ["alpha", "bravo", "charlie"]
+
+
+def test_sweep_work_is_bounded_per_run(
+    api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(7):
+        request(api, f"user_{i}")
+    drain(aws_env, stack, "HighQueue")
+    monkeypatch.setenv("SWEEP_MAX_JOBS", "3")
+    bootstrap.reset()
+    clock = Clock()
+    clock.advance(minutes=get_settings().pending_grace_minutes + 1)
+    first = run_sweep(clock)
+    assert first.examined == 3
+    assert first.stopped_early is True
+    second = run_sweep(clock)
+    third = run_sweep(clock)
+    assert second.examined + third.examined == 4
+    assert len(drain(aws_env, stack, "HighQueue")) == 7
+
+
+def test_sweep_stops_when_the_invocation_runs_out_of_time(api: LocalApi, stack: Stack) -> None:
+    request(api, "natgeo")
+    clock = Clock()
+    clock.advance(minutes=get_settings().pending_grace_minutes + 1)
+    ctx = bootstrap.build(get_settings(), clock)
+    report = sweeper.sweep(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        policy=bootstrap.sweep_policy(ctx.settings),
+        clock=clock,
+        time_left_ms=lambda: 5_000,
+    )
+    assert report.stopped_early is True
+    assert report.examined == 0
+
+
+def test_scheduled_event_runs_the_sweeper_handler(stack: Stack, aws_env: Emulator) -> None:
+    handler = handler_for("RetryFailedFunction", stack.template)
+    result = handler(sample("scheduled_sweep.json"), LocalContext(timeout_seconds=60))
+    assert result["examined"] == 0
+    assert result["stopped_early"] is False
+    assert set(result["repairs"]) == {r.value for r in Repair}
