@@ -377,7 +377,8 @@ class LocalStack:
 
     def _serve_http(self) -> None:
         assert self._http is not None
-        self._http.serve_forever(poll_interval=0.2)
+        # Shutdown waits up to one poll interval.
+        self._http.serve_forever(poll_interval=0.1)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

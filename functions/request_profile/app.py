@@ -14,12 +14,25 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, intake, progress, reads
+from viralspot import bootstrap, intake, operations, progress, reads
 from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
-from viralspot.errors import InvalidInput, NotFound, StorageError, StorageUnavailable
+from viralspot.errors import (
+    InvalidInput,
+    NotFound,
+    QueueUnavailable,
+    StorageError,
+    StorageUnavailable,
+)
 from viralspot.intake import IntakeAnswer
 from viralspot.jobs import Source
+from viralspot.operations import (
+    BulkRequestBody,
+    BulkResult,
+    ProcessPendingResult,
+    QueueStatus,
+    RedriveResult,
+)
 from viralspot.profiles import Profile
 from viralspot.progress import StatusAnswer
 from viralspot.reads import SimilarProfiles
@@ -160,6 +173,92 @@ def get_similar(username: UsernamePath) -> Response[Any]:
     return _json(HTTPStatus.OK, success_body(found))
 
 
+@app.post(
+    "/api/profile/bulk-request",
+    responses=_documented(Success[BulkResult], "One result per username, in order"),
+    tags=["profiles"],
+)
+@tracer.capture_method
+def bulk_request(body: BulkRequestBody) -> Response[Any]:
+    ctx = bootstrap.context()
+
+    def one(name: str) -> IntakeAnswer:
+        decision = intake.request_profile(
+            name,
+            body.source,
+            jobs=ctx.jobs,
+            dispatcher=ctx.dispatcher,
+            policy=ctx.policy,
+            clock=ctx.clock,
+        )
+        metrics.add_metric(name=f"Intake_{decision.outcome.value}", unit=MetricUnit.Count, value=1)
+        return decision.answer
+
+    result = operations.bulk_request(body.usernames, one)
+    return _json(HTTPStatus.OK, success_body(result))
+
+
+@app.get(
+    "/api/viral-ideas/queue-status",
+    responses=_documented(Success[QueueStatus], "Live jobs by status and priority; queue depths"),
+    tags=["operations"],
+)
+@tracer.capture_method
+def queue_status() -> Response[Any]:
+    ctx = bootstrap.context()
+    settings = ctx.settings
+    status = operations.queue_status(
+        jobs=ctx.jobs,
+        queues=ctx.queues,
+        urls={
+            "high": settings.high_queue_url,
+            "low": settings.low_queue_url,
+            "high_dlq": settings.high_dlq_url,
+            "low_dlq": settings.low_dlq_url,
+        },
+    )
+    return _json(HTTPStatus.OK, success_body(status))
+
+
+@app.post(
+    "/api/viral-ideas/process-pending",
+    responses=_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+    tags=["admin"],
+    summary="Re-dispatch every PENDING job (API key required)",
+)
+@tracer.capture_method
+def process_pending() -> Response[Any]:
+    ctx = bootstrap.context()
+    result = operations.process_pending(store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock)
+    metrics.add_metric(name="Admin_redispatched", unit=MetricUnit.Count, value=result.dispatched)
+    return _json(HTTPStatus.OK, success_body(result))
+
+
+@app.post(
+    "/api/viral-ideas/redrive",
+    responses=_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+    tags=["admin"],
+    summary="Move dead-lettered messages back to their queues (API key required)",
+)
+@tracer.capture_method
+def redrive(
+    max_messages: Annotated[int, Query(ge=1, le=1000, description="Per queue")] = 100,
+) -> Response[Any]:
+    ctx = bootstrap.context()
+    settings = ctx.settings
+    routes = {
+        name: (dlq, queue)
+        for name, dlq, queue in (
+            ("high", settings.high_dlq_url, settings.high_queue_url),
+            ("low", settings.low_dlq_url, settings.low_queue_url),
+        )
+        if dlq
+    }
+    result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
+    logger.info("redrive", extra={"moved": result.moved})
+    return _json(HTTPStatus.OK, success_body(result))
+
+
 @app.get("/api/health", tags=["operations"])
 def health() -> dict[str, Any]:
     return {"success": True, "data": {"status": "ok"}}
@@ -197,6 +296,16 @@ def _unavailable(exc: StorageUnavailable) -> Response[Any]:
     return _json(
         HTTPStatus.SERVICE_UNAVAILABLE,
         failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
+        headers={"Retry-After": "5"},
+    )
+
+
+@app.exception_handler(QueueUnavailable)
+def _queue_unavailable(exc: QueueUnavailable) -> Response[Any]:
+    logger.warning("queue unavailable", extra={"reason": str(exc)})
+    return _json(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        failure_body("The queue service is temporarily unavailable. Please retry."),
         headers={"Retry-After": "5"},
     )
 

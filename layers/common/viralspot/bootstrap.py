@@ -11,6 +11,7 @@ from viralspot.adapters.dynamo_content import DynamoContentStore
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.adapters.dynamo_profiles import DynamoProfileStore
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
+from viralspot.adapters.sqs_queues import SqsQueues
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
 from viralspot.intake import IntakePolicy
@@ -27,6 +28,7 @@ class Context:
     profiles: DynamoProfileStore
     content: DynamoContentStore
     dispatcher: SqsDispatcher
+    queues: SqsQueues
     policy: IntakePolicy
     clock: Clock
 
@@ -40,6 +42,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         dispatcher=SqsDispatcher(
             {QueueName.HIGH: settings.high_queue_url, QueueName.LOW: settings.low_queue_url}
         ),
+        queues=SqsQueues(),
         policy=IntakePolicy(stale_after=timedelta(days=settings.profile_stale_after_days)),
         clock=clock,
     )

@@ -31,6 +31,10 @@ class StorageUnavailable(StorageError):
     """DynamoDB could not be reached or throttled the call (HTTP 503): nothing was stored."""
 
 
+class QueueUnavailable(ViralSpotError):
+    """SQS could not be read or written for a queue operation (HTTP 503)."""
+
+
 class DispatchFailed(ViralSpotError):
     """The SQS send failed; the job is stored and the sweeper will dispatch it."""
 

@@ -94,7 +94,7 @@ def sweep(
         (
             JobStatus.PENDING,
             now - policy.pending_grace,
-            lambda job: _redispatch(job, store, dispatcher, clock),
+            lambda job: redispatch(job, store, dispatcher, clock),
         ),
     ]
     for status, before, repair in passes:
@@ -145,7 +145,8 @@ def _retry(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock) ->
     return _dispatch(pending, dispatcher, Repair.RETRIED)
 
 
-def _redispatch(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock) -> Repair:
+def redispatch(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock) -> Repair:
+    """Send a PENDING job's message again, once, even if several callers try at once."""
     touched = job.model_copy(update={"updated_at": clock()})
     if not store.replace(job, touched):
         return Repair.RACE_LOST
