@@ -17,6 +17,7 @@ from viralspot.config import Settings, get_settings
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
+from viralspot.ports import ProfileGuard
 from viralspot.providers import ProfileProvider
 from viralspot.sweeper import SweepPolicy
 
@@ -79,6 +80,9 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
             clock=ctx.clock,
             depth=depth,
             discovered_from=parent,
+            # The pipeline has just stored it as a secondary; nobody reads the position.
+            expect=ProfileGuard.SECONDARY,
+            with_position=False,
         )
 
     return Worker(

@@ -34,6 +34,9 @@ NEXT_CHECK = "30 seconds"
 
 logger = Logger(child=True)
 
+# Estimate for a job whose position was not counted: the slowest bucket.
+_UNCOUNTED = 11
+
 
 class Outcome(StrEnum):
     """One per answer; each is a metric."""
@@ -89,11 +92,19 @@ def request_profile(
     clock: Clock,
     depth: int = 0,
     discovered_from: str | None = None,
+    expect: ProfileGuard = ProfileGuard.ABSENT,
+    with_position: bool = True,
 ) -> Decision:
-    """Queue `username` (already normalised) unless it is processed, queued or fresh."""
+    """Queue `username` (already normalised) unless it is processed, queued or fresh.
+
+    `expect` is a hint of the profile's state (discovery has just stored it as a
+    secondary): a right guess saves a round; a wrong one costs one, never a wrong
+    answer. Without `with_position` the queue position is not counted (discovery
+    ignores it)."""
     now = clock()
+    guard = expect
     job = new_job(username, source, now, depth=depth, discovered_from=discovered_from)
-    guard = ProfileGuard.ABSENT
+    job = job.model_copy(update={"profile_type": _profile_type_for(guard)})
     conflicts = 0
     # Each round is one atomic write. A second round happens only when the profile
     # exists: the write is then repeated conditional on the state we saw (secondary
@@ -129,7 +140,7 @@ def request_profile(
                 raise StorageUnavailable("too much contention on this profile") from None
             time.sleep(random.uniform(0.01, 0.05) * conflicts)  # noqa: S311 - jitter
             continue
-        return _queued(job, jobs=jobs, dispatcher=dispatcher)
+        return _queued(job, jobs=jobs, dispatcher=dispatcher, with_position=with_position)
 
 
 def _guard_for(
@@ -152,7 +163,9 @@ def _profile_type_for(guard: ProfileGuard) -> ProfileType:
     }[guard]
 
 
-def _queued(job: Job, *, jobs: JobStore, dispatcher: Dispatcher) -> Decision:
+def _queued(
+    job: Job, *, jobs: JobStore, dispatcher: Dispatcher, with_position: bool = True
+) -> Decision:
     fallback = False
     try:
         dispatcher.dispatch(job)
@@ -160,7 +173,7 @@ def _queued(job: Job, *, jobs: JobStore, dispatcher: Dispatcher) -> Decision:
         # The job is stored: the sweeper sends it after its grace period. Saying
         # "queued" is true; saying it was sent would not be.
         fallback = True
-    position = 1 + jobs.count_ahead(job)
+    position = 1 + jobs.count_ahead(job) if with_position else None
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
@@ -176,7 +189,7 @@ def _queued(job: Job, *, jobs: JobStore, dispatcher: Dispatcher) -> Decision:
         IntakeAnswer(
             queued=True,
             message=message,
-            estimated_time=estimated_time(position),
+            estimated_time=estimated_time(position or _UNCOUNTED),
             profile_type=job.profile_type.value,
             status="pending",
             priority=job.priority,

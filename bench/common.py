@@ -1,0 +1,90 @@
+"""Shared set-up for the benchmarks: the emulator with the template's resources, the
+functions' environment, and counters of AWS calls made through the handlers' clients.
+
+Run benchmarks from the repository root as `make bench` does
+(PYTHONPATH=layers/common:. python bench/<name>.py).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from devstack.emulator import EMULATOR_ENV, Emulator
+from devstack.template import Stack, create_stack, load_template
+from viralspot import bootstrap
+from viralspot.adapters import aws
+
+
+@dataclass
+class Calls:
+    """AWS calls by operation, and how many items DynamoDB read to answer them."""
+
+    operations: Counter[str] = field(default_factory=Counter)
+    scanned: int = 0
+
+    def before(self, event_name: str, **_: Any) -> None:
+        self.operations[event_name.split(".", 1)[1]] += 1
+
+    def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        if parsed:
+            self.scanned += int(parsed.get("ScannedCount", 0) or 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.operations.values())
+
+    def of(self, service: str) -> int:
+        return sum(n for op, n in self.operations.items() if op.startswith(f"{service}."))
+
+    def reset(self) -> None:
+        self.operations.clear()
+        self.scanned = 0
+
+
+@contextmanager
+def local_stack() -> Iterator[tuple[Emulator, Stack, Calls]]:
+    emulator = Emulator().start()
+    try:
+        template = load_template()
+        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
+        os.environ.update(EMULATOR_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        os.environ["LOG_LEVEL"] = "WARNING"
+        for function_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::Function":
+                os.environ.update(stack.function_environment(function_id))
+        aws.reset_clients()
+        bootstrap.reset()
+        calls = Calls()
+        for client in (aws.dynamodb(), aws.sqs()):
+            client.meta.events.register("before-call.*.*", calls.before)
+            client.meta.events.register("after-call.*.*", calls.after)
+        yield emulator, stack, calls
+    finally:
+        emulator.stop()
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
+    """Median and p95 wall time of `fn`, in milliseconds."""
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+    return statistics.median(samples), p95
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""DynamoDB calls and wall time per processed profile (100 reels, sample provider).
+
+    PYTHONPATH=layers/common:. python bench/pipeline.py [--profiles N]
+
+Target (issue 3): at most 10 DynamoDB calls per profile for the pipeline itself.
+Discovery (queueing the similar profiles through the intake rule) is counted apart:
+it costs one intake per discovered profile, whatever the pipeline costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from bench.common import local_stack, table
+from viralspot import bootstrap
+from viralspot.clock import utc_now
+from viralspot.intake import request_profile
+from viralspot.jobs import Source
+from viralspot.pipeline import Result
+from viralspot.providers.sample import SampleProvider
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profiles", type=int, default=20)
+    args = parser.parse_args()
+
+    rows = []
+    with local_stack() as (_, _, calls):
+        for fan_out, label in ((0, "pipeline only (no discovery)"), (5, "with discovery of 5")):
+            ctx = bootstrap.context()
+            worker = bootstrap.build_worker(ctx, SampleProvider())
+            worker = worker.__class__(
+                **{
+                    **worker.__dict__,
+                    "policy": worker.policy.__class__(
+                        **{**worker.policy.__dict__, "discovery_fan_out": fan_out}
+                    ),
+                }
+            )
+            per_profile_calls = []
+            per_profile_ms = []
+            for i in range(args.profiles):
+                name = f"bench_{fan_out}_{i}"
+                answer = request_profile(
+                    name,
+                    Source.FRONTEND,
+                    jobs=ctx.jobs,
+                    dispatcher=ctx.dispatcher,
+                    policy=ctx.policy,
+                    clock=utc_now,
+                ).answer
+                body = (
+                    f'{{"username":"{name}","request_id":"{answer.request_id}",'
+                    f'"priority":"HIGH","depth":0}}'
+                )
+                calls.reset()
+                start = time.perf_counter()
+                assert worker.process(body) is Result.COMPLETED
+                per_profile_ms.append((time.perf_counter() - start) * 1000)
+                per_profile_calls.append(calls.of("dynamodb"))
+                breakdown = dict(calls.operations)
+            rows.append(
+                [
+                    label,
+                    statistics.median(per_profile_calls),
+                    max(per_profile_calls),
+                    f"{statistics.median(per_profile_ms):.0f}",
+                    ", ".join(f"{op} x{n}" for op, n in sorted(breakdown.items())),
+                ]
+            )
+    print(f"Pipeline per profile: 100 reels, sample provider, {args.profiles} profiles each")
+    print(
+        table(
+            ["case", "DynamoDB calls (median)", "max", "wall ms (median)", "last profile's calls"],
+            rows,
+        )
+    )
+    print("Target: <= 10 DynamoDB calls for the pipeline itself.")
+
+
+if __name__ == "__main__":
+    main()
