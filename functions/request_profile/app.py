@@ -2,13 +2,16 @@
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -42,9 +45,23 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
+app.configure_openapi(
+    title="ViralSpot intake API",
+    version="1.0.0",
+    summary="Queue Instagram profiles for analysis exactly once, and read the results.",
+    description=(
+        "Every response is an envelope: `{success: true, data}` or `{success: false, detail}`. "
+        "Admin routes need the `x-api-key` header."
+    ),
+    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+)
+# Swagger UI with its assets inline (works offline, e.g. in the local stack).
+app.enable_swagger(path="/api/docs", title="ViralSpot intake API")
+ADMIN: list[dict[str, list[str]]] = [{"apiKey": []}]
+WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 UsernamePath = Annotated[
-    str, Path(description="Instagram username; a leading @ is ignored, case-insensitive")
+    str, PathParam(description="Instagram username; a leading @ is ignored, case-insensitive")
 ]
 ERRORS: dict[int, OpenAPIResponse] = {
     code: {
@@ -225,6 +242,7 @@ def queue_status() -> Response[Any]:
     responses=_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
     tags=["admin"],
     summary="Re-dispatch every PENDING job (API key required)",
+    security=ADMIN,
 )
 @tracer.capture_method
 def process_pending() -> Response[Any]:
@@ -239,6 +257,7 @@ def process_pending() -> Response[Any]:
     responses=_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
     tags=["admin"],
     summary="Move dead-lettered messages back to their queues (API key required)",
+    security=ADMIN,
 )
 @tracer.capture_method
 def redrive(
@@ -262,6 +281,26 @@ def redrive(
 @app.get("/api/health", tags=["operations"])
 def health() -> dict[str, Any]:
     return {"success": True, "data": {"status": "ok"}}
+
+
+@app.get("/api/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(),
+    )
+
+
+@app.get("/", include_in_schema=False)
+def web_page() -> Response[str]:
+    # The page is static and calls this same API from the browser.
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type="text/html; charset=utf-8",
+        body=WEB_PAGE.read_text(encoding="utf-8"),
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @app.exception_handler(InvalidInput)
