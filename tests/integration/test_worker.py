@@ -204,7 +204,8 @@ def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emul
     for t in threads:
         t.join()
     assert sorted(results) == sorted([Result.COMPLETED, Result.NOT_CLAIMED])
-    job = worker.jobs.get("natgeo")  # type: ignore[attr-defined]
+    job = bootstrap.context().jobs.get("natgeo")
+    assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 1
 
@@ -267,7 +268,8 @@ def test_crash_mid_pipeline_is_completed_by_next_delivery_after_lease(
     clock.advance(seconds=get_settings().lease_seconds)
     assert healthy.process(body) is Result.COMPLETED
 
-    job = healthy.jobs.get("natgeo")  # type: ignore[attr-defined]
+    job = bootstrap.context().jobs.get("natgeo")
+    assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 2
     assert count_items(aws_env, stack.refs["ContentTable"], "natgeo") == 100
@@ -305,7 +307,8 @@ def test_transient_failure_schedules_retry_with_backoff(
     clock = Clock()
     worker = make_worker(Scripted(ProviderTransient("HTTP 429 rate limited")), clock)
     assert worker.process(body) is Result.RETRY_SCHEDULED
-    job = worker.jobs.get("natgeo")  # type: ignore[attr-defined]
+    job = bootstrap.context().jobs.get("natgeo")
+    assert job is not None
     assert job.status is JobStatus.FAILED
     assert job.next_retry_at == clock.now + timedelta(minutes=2)
     assert job.error_kind == "transient"

@@ -119,7 +119,13 @@ def request_profile(
             )
         except IntakeBlocked as blocked:
             answer = _answer_for_blocked(
-                blocked, job, now, policy, jobs=jobs, dispatcher=dispatcher
+                blocked,
+                job,
+                now,
+                policy,
+                jobs=jobs,
+                dispatcher=dispatcher,
+                with_position=with_position,
             )
             if answer is not None:
                 return answer
@@ -211,12 +217,18 @@ def _answer_for_blocked(
     *,
     jobs: JobStore,
     dispatcher: Dispatcher,
+    with_position: bool,
 ) -> Decision | None:
     """The answer when an existing job or a fresh profile decides; None to retry."""
     existing = blocked.job
     if existing is not None and (existing.is_active or existing.awaiting_retry):
         return _already_in_queue(
-            existing, requested.priority, now, jobs=jobs, dispatcher=dispatcher
+            existing,
+            requested.priority,
+            now,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            with_position=with_position,
         )
     if existing is not None and existing.completed_recently(now):
         created = existing.completed_at or existing.updated_at
@@ -261,6 +273,7 @@ def _already_in_queue(
     *,
     jobs: JobStore,
     dispatcher: Dispatcher,
+    with_position: bool,
 ) -> Decision:
     job = existing
     outcome = Outcome.ALREADY_IN_QUEUE
@@ -285,7 +298,7 @@ def _already_in_queue(
         message = f"Profile {job.username} is already in queue; moved up to {job.priority} priority"
     else:
         message = f"Profile {job.username} is already in queue (status: {job.status.value})"
-    position = 1 + jobs.count_ahead(job) if job.is_active else None
+    position = 1 + jobs.count_ahead(job) if job.is_active and with_position else None
     return Decision(
         IntakeAnswer(
             queued=True,
