@@ -95,6 +95,7 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
             lease=timedelta(seconds=settings.lease_seconds),
             max_attempts=settings.max_attempts,
             backoff_cap_minutes=settings.backoff_cap_minutes,
+            backoff_base_seconds=settings.backoff_base_seconds,
             reels_target=settings.reels_target,
             low_priority_reels_target=settings.low_priority_reels_target,
             discovery_max_depth=settings.discovery_max_depth,
@@ -115,6 +116,7 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
         pending_grace=timedelta(minutes=settings.pending_grace_minutes),
         max_attempts=settings.max_attempts,
         backoff_cap_minutes=settings.backoff_cap_minutes,
+        backoff_base_seconds=settings.backoff_base_seconds,
         max_jobs=settings.sweep_max_jobs,
     )
 

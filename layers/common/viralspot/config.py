@@ -31,6 +31,8 @@ class Settings(BaseModel):
     lease_seconds: int = Field(default=240, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     backoff_cap_minutes: int = Field(default=30, ge=1)
+    # The unit of the 2^attempts backoff: a minute; lower it only for demos.
+    backoff_base_seconds: float = Field(default=60, gt=0)
     pending_grace_minutes: float = Field(default=5, gt=0)
     sweep_max_jobs: int = Field(default=500, ge=1)
 
@@ -55,6 +57,7 @@ _ENV = {
     "lease_seconds": "LEASE_SECONDS",
     "max_attempts": "MAX_ATTEMPTS",
     "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
+    "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
     "sweep_max_jobs": "SWEEP_MAX_JOBS",
     "provider": "PROVIDER",

@@ -112,7 +112,9 @@ class Job(BaseModel):
         return (
             self.status is JobStatus.COMPLETED
             and self.completed_at is not None
-            and now - self.completed_at < RECENT_COMPLETION_WINDOW
+            # "<=": the store replaces a COMPLETED job only when completed_at is strictly
+            # before now - window, so at exactly the window's edge it is still recent.
+            and now - self.completed_at <= RECENT_COMPLETION_WINDOW
         )
 
 
@@ -157,9 +159,10 @@ def estimated_time(position: int) -> str:
     return "15-30 minutes"
 
 
-def retry_delay(attempts: int, cap_minutes: int = 30) -> timedelta:
-    """Exponential backoff after `attempts` failed attempts: 2^attempts minutes, capped."""
-    return timedelta(minutes=min(2**attempts, cap_minutes))
+def retry_delay(attempts: int, cap_minutes: int = 30, base_seconds: float = 60) -> timedelta:
+    """Exponential backoff after `attempts` failed attempts: 2^attempts minutes, capped.
+    `base_seconds` rescales the unit (a minute in production; seconds for demos)."""
+    return min(timedelta(seconds=base_seconds * 2**attempts), timedelta(minutes=cap_minutes))
 
 
 class JobMessage(BaseModel):
@@ -204,6 +207,7 @@ def failed(
     kind: ErrorKind,
     max_attempts: int,
     backoff_cap_minutes: int,
+    backoff_base_seconds: float = 60,
 ) -> Job:
     """A failed attempt: retried after a backoff while attempts remain and the error is
     transient; otherwise FAILED for good (no next_retry_at)."""
@@ -213,7 +217,8 @@ def failed(
             "status": JobStatus.FAILED,
             "error_message": error[:500],
             "error_kind": kind,
-            "next_retry_at": now + retry_delay(job.attempts, backoff_cap_minutes)
+            "next_retry_at": now
+            + retry_delay(job.attempts, backoff_cap_minutes, backoff_base_seconds)
             if retry
             else None,
             "lease_until": None,

@@ -44,6 +44,7 @@ class PipelinePolicy:
     lease: timedelta
     max_attempts: int = 3
     backoff_cap_minutes: int = 30
+    backoff_base_seconds: float = 60
     reels_target: int = 100
     low_priority_reels_target: int = 30
     discovery_max_depth: int = 1
@@ -161,7 +162,7 @@ class Worker:
         if isinstance(exc, ProviderUnauthorized):
             logger.error(
                 "provider refused our credentials: operator action needed",
-                extra={"error": str(exc)},
+                extra=_about(job, error=str(exc)),
             )
         outcome = failed(
             job,
@@ -170,19 +171,20 @@ class Worker:
             kind=exc.kind,
             max_attempts=self.policy.max_attempts,
             backoff_cap_minutes=self.policy.backoff_cap_minutes,
+            backoff_base_seconds=self.policy.backoff_base_seconds,
         )
         if not self.jobs.finish(job, outcome):
             logger.warning("lease lost before recording the failure", extra=_about(job))
             return Result.LOST_CLAIM
         logger.warning(
             "attempt failed",
-            extra={
-                "error": str(exc),
-                "error_kind": exc.kind.value,
-                "next_retry_at": outcome.next_retry_at.isoformat()
-                if outcome.next_retry_at
-                else None,
-            },
+            extra=_about(
+                job,
+                error=str(exc),
+                error_kind=exc.kind.value,
+                attempt=job.attempts,
+                next_retry_at=outcome.next_retry_at.isoformat() if outcome.next_retry_at else None,
+            ),
         )
         if outcome.awaiting_retry:
             return Result.RETRY_SCHEDULED

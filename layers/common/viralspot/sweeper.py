@@ -60,6 +60,7 @@ class SweepPolicy:
     pending_grace: timedelta = timedelta(minutes=5)
     max_attempts: int = 3
     backoff_cap_minutes: int = 30
+    backoff_base_seconds: float = 60
     page_size: int = 50
     max_jobs: int = 500  # per run: a backlog is worked off over several runs
     min_time_left_ms: int = 10_000  # stop well before the function times out
@@ -121,6 +122,7 @@ def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock
         kind=ErrorKind.TRANSIENT,
         max_attempts=policy.max_attempts,
         backoff_cap_minutes=policy.backoff_cap_minutes,
+        backoff_base_seconds=policy.backoff_base_seconds,
     )
     if not store.finish(job, outcome):
         return Repair.RACE_LOST

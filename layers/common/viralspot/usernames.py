@@ -11,7 +11,7 @@ import re
 from viralspot.errors import InvalidInput
 
 MAX_LENGTH = 30
-_ALLOWED = re.compile(r"^[a-z0-9._]{1,30}$")
+_ALLOWED = re.compile(r"[a-z0-9._]{1,30}")
 
 
 def normalise_username(raw: str | None) -> str:
@@ -26,7 +26,7 @@ def normalise_username(raw: str | None) -> str:
         raise InvalidInput("Username is required")
     if len(name) > MAX_LENGTH:
         raise InvalidInput(f"Username too long (max {MAX_LENGTH} characters)")
-    if not _ALLOWED.match(name):
+    if not _ALLOWED.fullmatch(name):
         raise InvalidInput(
             "Username contains invalid characters: use letters, digits, '.' and '_' only"
         )

@@ -219,14 +219,23 @@ class DynamoJobStore:
 
     def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
         raised = job.model_copy(update={"priority": priority, "updated_at": now})
+        below = [p for p in Priority if p.rank > priority.rank]
+        if not below:
+            return None
+        lower = [f":below{i}" for i in range(len(below))]
         try:
             response = self.client.update_item(
                 TableName=self._jobs_table,
                 Key={"username": value(job.username)},
                 UpdateExpression="SET priority = :p, queue_sk = :sk, updated_at = :now, sweep_at = :now",
-                ConditionExpression="request_id = :rid AND #status = :pending",
+                # Only ever upward: a request holding an older snapshot of the job must
+                # neither raise it twice nor lower a job someone else already raised.
+                ConditionExpression=(
+                    f"request_id = :rid AND #status = :pending AND priority IN ({', '.join(lower)})"
+                ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
+                    **{name: value(p.value) for name, p in zip(lower, below, strict=True)},
                     ":p": value(priority.value),
                     ":sk": value(queue_sort_key(priority, job.enqueued_at, job.username)),
                     ":now": value(to_iso(now)),
