@@ -166,6 +166,10 @@ class Gateway:
             headers=dict(headers),
             body=body or None,
         )
+        if route.api_key_required:
+            # API Gateway tells the function which key let the request through.
+            event["requestContext"]["identity"]["apiKey"] = self._api_key
+            event["requestContext"]["identity"]["apiKeyId"] = "local"
         try:
             result = function.invoke(event)
         except Exception as exc:
@@ -312,7 +316,7 @@ class LocalStack:
         sweep_interval: float | None = None,
         workers: bool = True,
         schedules: bool = True,
-        poll_wait_seconds: int = 2,
+        poll_wait_seconds: int = 1,
         load_handler: Callable[[str], Any] | None = None,
     ) -> None:
         self.stack = stack
@@ -324,13 +328,15 @@ class LocalStack:
         self._sweep_interval = sweep_interval
         self._workers = workers
         self._schedules = schedules
+        # Lambda long-polls for 20 s; a stop waits for the poll in flight, so short here.
         self._poll_wait_seconds = poll_wait_seconds
         self._load_handler = load_handler or (lambda fid: handler_for(fid, stack.template))
         self._functions: dict[str, LocalFunction | None] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._http: _ApiServer | None = None
-        self.descriptions: list[str] = []
+        # What runs besides the API, as ("Worker" | "Schedule", text), for the banner.
+        self.descriptions: list[tuple[str, str]] = []
 
     def function(self, function_id: str) -> LocalFunction | None:
         """The function's one warm container, or None when its code does not import."""
@@ -407,8 +413,11 @@ class LocalStack:
                 )
             queue_name = source.queue_arn.rsplit(":", 1)[-1]
             self.descriptions.append(
-                f"{source.function_id} <- SQS {queue_name} "
-                f"(batch {source.batch_size}, {source.concurrency} poller(s))"
+                (
+                    "Worker",
+                    f"{source.function_id} <- SQS {queue_name} "
+                    f"(batch {source.batch_size}, {source.concurrency} poller(s))",
+                )
             )
 
     def _start_schedulers(self) -> None:
@@ -428,7 +437,11 @@ class LocalStack:
                 functools.partial(scheduler.run, self._stop),
             )
             self.descriptions.append(
-                f"{source.function_id} <- {source.expression}, every {source.interval_seconds:g} s"
+                (
+                    "Schedule",
+                    f"{source.function_id} <- {source.expression}, "
+                    f"every {source.interval_seconds:g} s",
+                )
             )
 
     def stop(self) -> None:
@@ -458,7 +471,7 @@ def _env_number(name: str, default: float | None, kind: type[Any]) -> Any:
     try:
         return kind(raw)
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a {kind.__name__}") from None
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -529,7 +542,7 @@ def _banner(local: LocalStack, emulator_url: str) -> str:
     ]
     if local.api_key_required:
         lines.append(f"  API key    {local.api_key}   (header x-api-key)")
-    lines += [f"  Worker     {line}" for line in local.descriptions]
+    lines += [f"  {kind:<10} {text}" for kind, text in local.descriptions]
     lines += [
         "",
         "Try:",
@@ -554,13 +567,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     template = load_template()
     add_layers_to_path(template)
-    if not _port_free(args.host, args.emulator_port):
-        print(
-            f"Port {args.emulator_port} is taken; choose another with --emulator-port "
-            "or VIRALSPOT_EMULATOR_PORT.",
-            file=sys.stderr,
-        )
-        return 1
+    for port, flag, env in (
+        (args.emulator_port, "--emulator-port", "VIRALSPOT_EMULATOR_PORT"),
+        (args.port, "--port", "VIRALSPOT_PORT"),
+    ):
+        if port and not _port_free(args.host, port):
+            print(f"Port {port} is taken; choose another with {flag} or {env}.", file=sys.stderr)
+            return 1
 
     stop = threading.Event()
 
@@ -591,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 schedules=not args.no_schedules,
             ).start()
         except OSError as exc:
-            print(f"Cannot serve the API on port {args.port}: {exc}", file=sys.stderr)
+            print(f"Cannot serve the API on port {args.port}: {exc} (--port)", file=sys.stderr)
             return 1
         print(_banner(local, emulator.url), flush=True)
         while not stop.wait(1.0):

@@ -210,7 +210,7 @@ class SqsPoller:
         *,
         sqs: SQSClient,
         report_batch_item_failures: bool = False,
-        wait_seconds: int = 2,
+        wait_seconds: int = 1,
     ) -> None:
         self.function_id = function_id
         self.queue_url = queue_url
@@ -226,6 +226,9 @@ class SqsPoller:
         return self.queue_arn.rsplit(":", 1)[-1]
 
     def poll_once(self, wait_seconds: int | None = None) -> PollOutcome:
+        return self.deliver(self.receive(wait_seconds))
+
+    def receive(self, wait_seconds: int | None = None) -> list[MessageTypeDef]:
         received = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
@@ -233,7 +236,10 @@ class SqsPoller:
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = received.get("Messages", [])
+        return list(received.get("Messages", []))
+
+    def deliver(self, messages: list[MessageTypeDef]) -> PollOutcome:
+        """Invoke the function with one batch and delete what it did not fail."""
         outcome = PollOutcome(received=len(messages))
         if not messages:
             return outcome
@@ -294,7 +300,12 @@ class SqsPoller:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.poll_once()
+                messages = self.receive()
+                if stop.is_set():
+                    # Left in flight, they come back after the visibility timeout,
+                    # as with a Lambda poller that stops mid-batch.
+                    return
+                self.deliver(messages)
             except Exception as exc:
                 if stop.is_set():
                     return  # the emulator went away first during shutdown

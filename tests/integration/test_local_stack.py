@@ -37,7 +37,6 @@ Parameters:
 Resources:
   WorkQueue:
     Type: AWS::SQS::Queue
-    Properties: {VisibilityTimeout: 1}
   OtherQueue:
     Type: AWS::SQS::Queue
   Admin:
@@ -243,6 +242,7 @@ def test_api_key_is_enforced_only_where_the_template_asks(fake_template: dict[st
     assert json.loads(allowed.body) == {"name": "a@b"}
     assert seen[0]["queryStringParameters"] == {"x": "1"}
     assert seen[0]["body"] == "{}"
+    assert seen[0]["requestContext"]["identity"]["apiKey"] == "s3cret"
     assert gateway.handle("GET", "/admin/open", [], b"").status == 200
 
 
@@ -315,7 +315,7 @@ def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
 
 
 @pytest.fixture
-def test_queue(aws_env: Emulator) -> tuple[Any, str, str]:
+def probe_queue(aws_env: Emulator) -> tuple[Any, str, str]:
     sqs = aws_env.client("sqs")
     url = sqs.create_queue(QueueName="LocalStackTest", Attributes={"VisibilityTimeout": "1"})[
         "QueueUrl"
@@ -336,9 +336,9 @@ def send(sqs: Any, url: str, *bodies: str) -> None:
 
 
 def test_successful_batch_is_deleted_and_records_look_like_lambdas(
-    test_queue: tuple[Any, str, str],
+    probe_queue: tuple[Any, str, str],
 ) -> None:
-    sqs, url, arn = test_queue
+    sqs, url, arn = probe_queue
     send(sqs, url, "a", "b")
     events: list[dict[str, Any]] = []
     poller = SqsPoller(
@@ -360,9 +360,9 @@ def test_successful_batch_is_deleted_and_records_look_like_lambdas(
 
 
 def test_batch_item_failures_leave_only_the_failed_record(
-    test_queue: tuple[Any, str, str],
+    probe_queue: tuple[Any, str, str],
 ) -> None:
-    sqs, url, arn = test_queue
+    sqs, url, arn = probe_queue
     send(sqs, url, "ok-1", "bad", "ok-2")
 
     def handler(event: dict[str, Any], _ctx: Any) -> dict[str, Any]:
@@ -381,8 +381,8 @@ def test_batch_item_failures_leave_only_the_failed_record(
     assert again["Messages"][0]["Attributes"]["ApproximateReceiveCount"] == "2"
 
 
-def test_raising_handler_deletes_nothing(test_queue: tuple[Any, str, str]) -> None:
-    sqs, url, arn = test_queue
+def test_raising_handler_deletes_nothing(probe_queue: tuple[Any, str, str]) -> None:
+    sqs, url, arn = probe_queue
     send(sqs, url, "a", "b")
 
     def handler(_event: dict[str, Any], _ctx: Any) -> Any:
@@ -393,8 +393,8 @@ def test_raising_handler_deletes_nothing(test_queue: tuple[Any, str, str]) -> No
     assert queue_depth(sqs, url) == (0, 2)
 
 
-def test_unknown_failure_ids_retry_the_whole_batch(test_queue: tuple[Any, str, str]) -> None:
-    sqs, url, arn = test_queue
+def test_unknown_failure_ids_retry_the_whole_batch(probe_queue: tuple[Any, str, str]) -> None:
+    sqs, url, arn = probe_queue
     send(sqs, url, "a", "b")
     poller = SqsPoller(
         "Fake",
@@ -411,9 +411,9 @@ def test_unknown_failure_ids_retry_the_whole_batch(test_queue: tuple[Any, str, s
 
 
 def test_failures_are_ignored_without_report_batch_item_failures(
-    test_queue: tuple[Any, str, str],
+    probe_queue: tuple[Any, str, str],
 ) -> None:
-    sqs, url, arn = test_queue
+    sqs, url, arn = probe_queue
     send(sqs, url, "a")
 
     def handler(event: dict[str, Any], _ctx: Any) -> dict[str, Any]:
@@ -425,8 +425,8 @@ def test_failures_are_ignored_without_report_batch_item_failures(
     assert queue_depth(sqs, url) == (0, 0)
 
 
-def test_batch_size_caps_the_batch(test_queue: tuple[Any, str, str]) -> None:
-    sqs, url, arn = test_queue
+def test_batch_size_caps_the_batch(probe_queue: tuple[Any, str, str]) -> None:
+    sqs, url, arn = probe_queue
     send(sqs, url, "a", "b", "c")
     sizes: list[int] = []
     poller = SqsPoller(
@@ -471,6 +471,25 @@ def test_schedule_sources_follow_the_template(fake_template: dict[str, Any]) -> 
         "Nightly": 0.5,
         "Modern": 0.5,
     }
+
+
+def test_every_event_source_of_the_real_template_is_served(template: dict[str, Any]) -> None:
+    stack = Stack(template=template, parameters=default_parameters(template))
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::SQS::Queue":
+            stack.refs[name] = f"http://sqs.local/123456789012/{name}"
+            stack.arns[name] = f"arn:aws:sqs:us-east-1:123456789012:{name}"
+    declared = {
+        kind: sum(
+            event.get("Type") in kinds
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::Serverless::Function"
+            for event in resource["Properties"].get("Events", {}).values()
+        )
+        for kind, kinds in (("sqs", ("SQS",)), ("schedule", ("Schedule", "ScheduleV2")))
+    }
+    assert len(sqs_sources(stack)) == declared["sqs"]
+    assert len(schedule_sources(stack)) == declared["schedule"]
 
 
 @pytest.mark.parametrize(
