@@ -323,6 +323,11 @@ def _not_found(exc: NotFound) -> Response[Any]:
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[Any]:
     event = app.current_event
+    # API Gateway matched a {username} route, but the name holds characters the
+    # resolver's path pattern refuses (quotes, emoji, '/'): that is bad input, 400.
+    username = (event.path_parameters or {}).get("username")
+    if username is not None and "{username}" in (event.resource or ""):
+        normalise_username(username)
     return _json(
         HTTPStatus.NOT_FOUND, failure_body(f"No route for {event.http_method} {event.path}")
     )

@@ -13,7 +13,13 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return to_millis(datetime.now(UTC))
+
+
+def to_millis(moment: datetime) -> datetime:
+    """`moment` at the precision it is stored with, so a decision taken on it in
+    Python agrees with the condition DynamoDB evaluates on the stored string."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def to_iso(moment: datetime) -> str:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
-from viralspot.clock import Clock, to_iso
+from viralspot.clock import Clock, to_iso, to_millis
 from viralspot.errors import DispatchFailed, StorageUnavailable
 from viralspot.jobs import (
     RECENT_COMPLETION_WINDOW,
@@ -101,7 +101,7 @@ def request_profile(
     secondary): a right guess saves a round; a wrong one costs one, never a wrong
     answer. Without `with_position` the queue position is not counted (discovery
     ignores it)."""
-    now = clock()
+    now = to_millis(clock())
     guard = expect
     job = new_job(username, source, now, depth=depth, discovered_from=discovered_from)
     job = job.model_copy(update={"profile_type": _profile_type_for(guard)})

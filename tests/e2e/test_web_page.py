@@ -1,0 +1,236 @@
+"""The web page in headless Chromium against the real local stack (sample provider):
+request, progress, results, chart, errors. Screenshots go to the temp directory."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.e2e.conftest import RunningStack
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+# One stack and one browser per module: with `--dist loadgroup` xdist keeps these
+# tests on one worker instead of starting a stack in each.
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("browser")]
+
+RESULTS_TIMEOUT = 30_000  # ms: the sample worker finishes in about a second
+SCREENSHOT = Path(tempfile.gettempdir()) / "viralspot-web-page.png"
+SCREENSHOT_NARROW = Path(tempfile.gettempdir()) / "viralspot-web-page-narrow.png"
+
+
+def tid(name: str) -> str:
+    return f'[data-testid="{name}"]'
+
+
+def request(page: Page, username: str) -> None:
+    page.fill(tid("username-input"), username)
+    page.click(tid("request-button"))
+
+
+def wait_for_results(page: Page) -> None:
+    page.wait_for_selector(f"{tid('results')}:visible", timeout=RESULTS_TIMEOUT)
+
+
+def test_request_shows_progress_then_results(page: Page, local_stack: RunningStack) -> None:
+    page.goto(f"{local_stack.url}/")
+    assert page.title().startswith("ViralSpot")
+    request(page, "  @NatGeo  ")  # spaces trimmed by the page, @ and case by the API
+
+    # The worker can finish between two polls, so read the page's transition log
+    # rather than racing the live fields.
+    waiting = page.locator(
+        f'{tid("status-history")} li[data-status="pending"], '
+        f'{tid("status-history")} li[data-status="processing"]'
+    )
+    waiting.first.wait_for(state="attached")
+    positions = [
+        int(p)
+        for p in waiting.evaluate_all("els => els.map(e => e.dataset.queuePosition || '')")
+        if p
+    ]
+    assert positions, "no queue position was shown while the job waited"
+    assert min(positions) >= 1
+    assert page.inner_text(tid("progress-name")) == "@natgeo"
+
+    wait_for_results(page)
+    assert page.get_attribute(tid("status"), "data-status") == "completed"
+    assert page.locator(tid("error")).is_hidden()
+
+    # Headline numbers, from the profile the API serves.
+    _, body = local_stack.call("GET", "/api/profile/natgeo")
+    stats = body["data"]["content_stats"]
+    assert page.is_visible(tid("stats"))
+    assert page.inner_text(f"{tid('stat-reels')} dd") == f"{stats['total_reels']:,}"
+    for key in ("2x", "5x", "10x"):
+        assert page.inner_text(f"{tid('stat-' + key)} dd") == f"{stats['reels_' + key]:,}"
+    for key in ("followers", "median-views", "engagement"):
+        assert page.inner_text(f"{tid('stat-' + key)} dd").strip()
+    assert page.is_visible(tid("sample-badge")), "sample data must be labelled as such"
+
+    # Reels ranked by outlier score, highest first, each linking to the reel.
+    rows = page.locator(tid("reel-row"))
+    assert rows.count() >= 10
+    scores = [
+        float(s)
+        for s in page.locator(f"{tid('reel-row')} {tid('outlier-score')}").evaluate_all(
+            "els => els.map(e => e.dataset.score)"
+        )
+    ]
+    assert len(scores) == rows.count()
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == stats["top_outlier_score"]
+    first_link = rows.first.locator("a").get_attribute("href") or ""
+    assert first_link.startswith("https://www.instagram.com/reel/")
+
+    # Thumbnails of the fake sample domain fail offline: a placeholder, never a broken image.
+    page.wait_for_function(
+        "() => document.querySelectorAll('img.thumb').length === 0",
+        timeout=10_000,
+    )
+    assert page.locator(tid("thumb-placeholder")).count() == rows.count()
+
+    # The chart: one point per reel, outliers marked, a legend.
+    chart = page.locator(tid("views-chart"))
+    assert chart.is_visible()
+    points = chart.locator(tid("chart-point"))
+    assert points.count() == stats["total_reels"]
+    outliers = chart.locator('[data-level="2x"], [data-level="5x"]')
+    assert outliers.count() == stats["reels_2x"] >= 1
+    assert chart.locator('[data-level="5x"]').count() == stats["reels_5x"]
+    assert page.is_visible(tid("chart-legend"))
+
+    # Similar profiles, each with a button.
+    similar = page.locator(tid("similar-item"))
+    assert similar.count() == len(body["data"]["similar_usernames"])
+
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SCREENSHOT_NARROW))
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_similar_profile_button_and_deep_link(page: Page, local_stack: RunningStack) -> None:
+    page.goto(f"{local_stack.url}/")
+    request(page, "natgeo")  # processed already when this worker ran the test above: faster
+    wait_for_results(page)
+
+    item = page.locator(tid("similar-item")).first
+    other = item.get_attribute("data-username")
+    assert other
+    item.locator(tid("similar-request")).click()
+    page.wait_for_function(
+        "name => document.querySelector('[data-testid=profile-name]').textContent.includes('@' + name)"
+        " && !document.querySelector('[data-testid=results]').hidden",
+        arg=other,
+        timeout=RESULTS_TIMEOUT,
+    )
+    assert page.input_value(tid("username-input")) == other
+    assert page.url.endswith(f"#{other}")
+
+    # The address is shareable: loading it shows that profile without a new request.
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.reload()
+    wait_for_results(page)
+    assert f"@{other}" in page.inner_text(tid("profile-name"))
+    assert posts == []
+
+
+def test_invalid_username_shows_the_api_detail(page: Page, local_stack: RunningStack) -> None:
+    page.goto(f"{local_stack.url}/")
+    page.click(tid("request-button"))
+    error = page.locator(tid("error"))
+    error.wait_for(state="visible")
+    assert "Enter an Instagram username" in error.inner_text()
+
+    status, body = local_stack.call("POST", "/api/profile/bad%20name!/request")
+    assert status == 400
+    request(page, "bad name!")
+    page.wait_for_function(
+        "detail => document.querySelector('[data-testid=error]').textContent.includes(detail)",
+        arg=body["detail"],
+    )
+    assert error.get_attribute("role") == "alert"
+    assert "Invalid request" in error.inner_text()
+    assert page.locator(tid("results")).is_hidden()
+
+
+def test_profile_that_does_not_exist_fails_plainly(page: Page, local_stack: RunningStack) -> None:
+    page.goto(f"{local_stack.url}/")
+    request(page, "sample_notfound")
+    error = page.locator(tid("error"))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=error]').textContent.includes('failed')",
+        timeout=RESULTS_TIMEOUT,
+    )
+    text = error.inner_text()
+    assert "@sample_notfound" in text
+    assert "does not exist" in text  # the provider's error, as the status route reports it
+    assert "misspelled" in text  # advice for a permanent failure
+    assert page.get_attribute(tid("status"), "data-status") == "failed"
+    assert page.inner_text(tid("attempts")) == "1"
+    assert page.locator(tid("results")).is_hidden()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("abort", "Could not reach the API"),
+        (
+            {"status": 503, "detail": "Storage is temporarily unavailable; nothing was queued."},
+            "Service temporarily unavailable: Storage is temporarily unavailable",
+        ),
+        ({"status": 404, "detail": "No route for POST /x"}, "Not found: No route for POST /x"),
+    ],
+    ids=["network", "503", "404"],
+)
+def test_transport_failures_are_shown(
+    page: Page, local_stack: RunningStack, answer: Any, expected: str
+) -> None:
+    def fail(route: Any) -> None:
+        if answer == "abort":
+            route.abort("connectionrefused")
+        else:
+            route.fulfill(
+                status=answer["status"],
+                content_type="application/json",
+                json={"success": False, "detail": answer["detail"]},
+            )
+
+    page.route(re.compile(r".*/api/profile/[^/]+/request(\?.*)?$"), fail)
+    page.goto(f"{local_stack.url}/")
+    request(page, "natgeo")
+    error = page.locator(tid("error"))
+    error.wait_for(state="visible")
+    assert expected in error.inner_text()
+    assert page.is_enabled(tid("request-button")), "the user can try again"
+
+
+def test_page_under_a_stage_path_calls_the_api_under_it(
+    page: Page, local_stack: RunningStack
+) -> None:
+    """API Gateway serves the page at /v1 and /v1/; its API calls must stay under /v1/."""
+    seen: list[str] = []
+
+    def stage(route: Any) -> None:
+        # Play API Gateway's stage prefix in front of the local stack.
+        url = route.request.url
+        seen.append(url)
+        upstream = re.sub(r"^(https?://[^/]+)/v1/?", r"\1/", url)
+        route.fulfill(response=route.fetch(url=upstream))
+
+    page.route(re.compile(re.escape(local_stack.url) + r"/v1(/.*)?$"), stage)
+    page.goto(f"{local_stack.url}/v1")  # no trailing slash: the harder case
+    request(page, "natgeo")
+    wait_for_results(page)
+    api_calls = [u for u in seen if "/api/" in u]
+    assert api_calls
+    assert all(u.startswith(f"{local_stack.url}/v1/api/") for u in api_calls), api_calls
+    # "exists" when an earlier test on this stack already processed it.
+    assert page.get_attribute(tid("status"), "data-status") in ("completed", "exists")
