@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 
 from devstack.emulator import Emulator
-from devstack.invoke import LocalApi, handler_for
-from devstack.lambda_context import LocalContext
+from devstack.invoke import LocalApi
 from devstack.template import Stack
-from tests.events import sample
 from viralspot import bootstrap, sweeper
 from viralspot.config import get_settings
 from viralspot.errors import DispatchFailed, ProviderTransient
@@ -334,11 +332,3 @@ def test_sweep_stops_when_the_invocation_runs_out_of_time(api: LocalApi, stack: 
     )
     assert report.stopped_early is True
     assert report.examined == 0
-
-
-def test_scheduled_event_runs_the_sweeper_handler(stack: Stack, aws_env: Emulator) -> None:
-    handler = handler_for("RetryFailedFunction", stack.template)
-    result = handler(sample("scheduled_sweep.json"), LocalContext(timeout_seconds=60))
-    assert result["examined"] == 0
-    assert result["stopped_early"] is False
-    assert set(result["repairs"]) == {r.value for r in Repair}
