@@ -111,24 +111,32 @@ def request_profile(
         Source, Query(description="Who asks; decides the priority")
     ] = Source.FRONTEND,
 ) -> Response[Any]:
-    name = normalise_username(username)
+    decision = _decide(normalise_username(username), source)
+    _record(decision)
+    return _json(HTTPStatus.OK, success_body(decision.answer))
+
+
+def _decide(name: str, source: Source) -> intake.Decision:
     ctx = bootstrap.context()
     decision = intake.request_profile(
-        name,
-        source,
-        jobs=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=ctx.policy,
-        clock=ctx.clock,
+        name, source, jobs=ctx.jobs, dispatcher=ctx.dispatcher, policy=ctx.policy, clock=ctx.clock
     )
-    answer = decision.answer
-    if answer.request_id:
-        logger.append_keys(job_request_id=answer.request_id)
+    logger.info(
+        "intake decided",
+        extra={
+            "username": name,
+            "outcome": decision.outcome.value,
+            "job_request_id": decision.answer.request_id,
+        },
+    )
+    return decision
+
+
+def _record(decision: intake.Decision) -> None:
+    # Called on the handler's thread only: Powertools' metric set is not thread-safe.
     metrics.add_metric(name=f"Intake_{decision.outcome.value}", unit=MetricUnit.Count, value=1)
-    if answer.fallback_mode:
+    if decision.answer.fallback_mode:
         metrics.add_metric(name="Intake_degraded", unit=MetricUnit.Count, value=1)
-    logger.info("intake decided", extra={"username": name, "outcome": decision.outcome.value})
-    return _json(HTTPStatus.OK, success_body(answer))
 
 
 @app.get(
@@ -197,21 +205,16 @@ def get_similar(username: UsernamePath) -> Response[Any]:
 )
 @tracer.capture_method
 def bulk_request(body: BulkRequestBody) -> Response[Any]:
-    ctx = bootstrap.context()
+    decisions: list[intake.Decision] = []
 
     def one(name: str) -> IntakeAnswer:
-        decision = intake.request_profile(
-            name,
-            body.source,
-            jobs=ctx.jobs,
-            dispatcher=ctx.dispatcher,
-            policy=ctx.policy,
-            clock=ctx.clock,
-        )
-        metrics.add_metric(name=f"Intake_{decision.outcome.value}", unit=MetricUnit.Count, value=1)
+        decision = _decide(name, body.source)
+        decisions.append(decision)  # list.append is atomic; metrics are recorded after
         return decision.answer
 
     result = operations.bulk_request(body.usernames, one)
+    for decision in decisions:
+        _record(decision)
     return _json(HTTPStatus.OK, success_body(result))
 
 
@@ -370,7 +373,9 @@ def _unexpected(exc: Exception) -> Response[Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

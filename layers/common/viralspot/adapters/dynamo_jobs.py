@@ -14,6 +14,7 @@ never to completed history:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -193,29 +194,16 @@ class DynamoJobStore:
 
     def count_ahead(self, job: Job) -> int:
         sort_key = queue_sort_key(job.priority, job.enqueued_at, job.username)
-        count = 0
-        start: dict[str, Any] | None = None
-        try:
-            while True:
-                kwargs: dict[str, Any] = {
-                    "TableName": self._jobs_table,
-                    "IndexName": ACTIVE_INDEX,
-                    "KeyConditionExpression": "queue_pk = :active AND queue_sk < :me",
-                    "ExpressionAttributeValues": {
-                        ":active": value(ACTIVE_PARTITION),
-                        ":me": value(sort_key),
-                    },
-                    "Select": "COUNT",
-                }
-                if start:
-                    kwargs["ExclusiveStartKey"] = start
-                response = self.client.query(**kwargs)
-                count += int(response.get("Count", 0))
-                start = response.get("LastEvaluatedKey")
-                if not start:
-                    return count
-        except (ClientError, BotoCoreError) as exc:
-            raise aws.storage_error(exc, "count queue position") from exc
+        query = {
+            "IndexName": ACTIVE_INDEX,
+            "KeyConditionExpression": "queue_pk = :active AND queue_sk < :me",
+            "ExpressionAttributeValues": {
+                ":active": value(ACTIVE_PARTITION),
+                ":me": value(sort_key),
+            },
+            "Select": "COUNT",
+        }
+        return sum(int(page.get("Count", 0)) for page in self._pages(query, "count queue position"))
 
     def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
         raised = job.model_copy(update={"priority": priority, "updated_at": now})
@@ -305,25 +293,50 @@ class DynamoJobStore:
         (our lease expired and another attempt took the job)."""
         if claimed.lease_until is None:
             raise ValueError("finish() needs the claimed job, with its lease")
+        return self._put_if(
+            outcome,
+            "request_id = :rid AND #status = :processing AND lease_until = :lease",
+            {
+                ":rid": claimed.request_id,
+                ":processing": JobStatus.PROCESSING.value,
+                ":lease": to_iso(claimed.lease_until),
+            },
+            "finish job",
+        )
+
+    def _put_if(self, job: Job, condition: str, values: dict[str, Any], what: str) -> bool:
+        """Write the whole job if `condition` holds; False when it does not."""
         try:
             self.client.put_item(
                 TableName=self._jobs_table,
-                Item=serialize(job_to_item(outcome)),
-                ConditionExpression="request_id = :rid AND #status = :processing AND lease_until = :lease",
+                Item=serialize(job_to_item(job)),
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":rid": value(claimed.request_id),
-                    ":processing": value(JobStatus.PROCESSING.value),
-                    ":lease": value(to_iso(claimed.lease_until)),
-                },
+                ExpressionAttributeValues={k: value(v) for k, v in values.items()},
             )
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise aws.storage_error(exc, "finish job") from exc
+            raise aws.storage_error(exc, what) from exc
         except BotoCoreError as exc:
-            raise aws.storage_error(exc, "finish job") from exc
+            raise aws.storage_error(exc, what) from exc
         return True
+
+    def _pages(self, query: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+        """Every page of a query, following LastEvaluatedKey."""
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs = {**query, "TableName": self._jobs_table}
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            try:
+                response: dict[str, Any] = dict(self.client.query(**kwargs))
+            except (ClientError, BotoCoreError) as exc:
+                raise aws.storage_error(exc, what) from exc
+            yield response
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
 
     # -- sweeper --------------------------------------------------------------
 
@@ -362,25 +375,16 @@ class DynamoJobStore:
         cannot both act on it."""
         if expected.updated_at is None:
             raise ValueError("replace() needs a stored job (with updated_at)")
-        try:
-            self.client.put_item(
-                TableName=self._jobs_table,
-                Item=serialize(job_to_item(new)),
-                ConditionExpression="request_id = :rid AND #status = :status AND updated_at = :version",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":rid": value(expected.request_id),
-                    ":status": value(expected.status.value),
-                    ":version": value(to_iso(expected.updated_at)),
-                },
-            )
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise aws.storage_error(exc, "replace job") from exc
-        except BotoCoreError as exc:
-            raise aws.storage_error(exc, "replace job") from exc
-        return True
+        return self._put_if(
+            new,
+            "request_id = :rid AND #status = :status AND updated_at = :version",
+            {
+                ":rid": expected.request_id,
+                ":status": expected.status.value,
+                ":version": to_iso(expected.updated_at),
+            },
+            "replace job",
+        )
 
     def active_counts(self) -> dict[str, dict[str, int]]:
         """Jobs by status and priority, from the SweepIndex: PENDING, PROCESSING and
@@ -388,26 +392,15 @@ class DynamoJobStore:
         counts: dict[str, dict[str, int]] = {}
         for status in (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.FAILED):
             by_priority = {p.value: 0 for p in Priority}
-            start: dict[str, Any] | None = None
-            while True:
-                kwargs: dict[str, Any] = {
-                    "TableName": self._jobs_table,
-                    "IndexName": SWEEP_INDEX,
-                    "KeyConditionExpression": "sweep_pk = :status",
-                    "ExpressionAttributeValues": {":status": value(status.value)},
-                    "ProjectionExpression": "priority",
-                }
-                if start:
-                    kwargs["ExclusiveStartKey"] = start
-                try:
-                    response = self.client.query(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    raise aws.storage_error(exc, "count jobs") from exc
-                for item in response.get("Items", []):
+            query = {
+                "IndexName": SWEEP_INDEX,
+                "KeyConditionExpression": "sweep_pk = :status",
+                "ExpressionAttributeValues": {":status": value(status.value)},
+                "ProjectionExpression": "priority",
+            }
+            for page in self._pages(query, "count jobs"):
+                for item in page.get("Items", []):
                     priority = str(deserialize(item).get("priority", ""))
                     by_priority[priority] = by_priority.get(priority, 0) + 1
-                start = response.get("LastEvaluatedKey")
-                if not start:
-                    break
             counts[status.value] = by_priority
         return counts
