@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit cfn-lint run bench sam-build sam-validate clean
+.PHONY: install test lint typecheck unit cfn-lint checkov security run bench sam-build sam-validate clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,28 @@ cfn-lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test: lint typecheck cfn-lint unit
+# checkov pins an older boto3/botocore than the project's, so it gets a virtualenv of
+# its own (inside .venv, so `make clean` removes it). Skips, with reasons: .checkov.yaml.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := $(VENV)/tools/checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f infra/template.yaml
+
+# Just the security checks: checkov, then bandit, the template's IAM/API/data policies
+# and the local stack's API key (tests/security; they also run in `make unit`).
+security: $(STAMP) checkov
+	$(BIN)/pytest tests/security -q
+
+test: lint typecheck cfn-lint checkov unit
 
 run: $(STAMP)
 	$(BIN)/python -m devstack

@@ -159,7 +159,7 @@ def _state(ctx: typer.Context) -> State:
 
 
 def _is_local(url: str) -> bool:
-    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1", "0.0.0.0")  # noqa: S104
+    return (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1", "0.0.0.0")  # noqa: S104  # nosec B104 - a comparison, not a bind
 
 
 @contextmanager

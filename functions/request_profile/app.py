@@ -8,7 +8,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -39,7 +42,7 @@ from viralspot.operations import (
 from viralspot.profiles import Profile
 from viralspot.progress import StatusAnswer
 from viralspot.reads import SimilarProfiles
-from viralspot.usernames import normalise_username
+from viralspot.usernames import DOCUMENTED_PATTERN, normalise_username
 
 logger = Logger()
 tracer = Tracer()
@@ -61,7 +64,11 @@ ADMIN: list[dict[str, list[str]]] = [{"apiKey": []}]
 WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 UsernamePath = Annotated[
-    str, PathParam(description="Instagram username; a leading @ is ignored, case-insensitive")
+    str,
+    PathParam(
+        description="Instagram username; a leading @ is ignored, case-insensitive",
+        json_schema_extra={"pattern": DOCUMENTED_PATTERN},
+    ),
 ]
 ERRORS: dict[int, OpenAPIResponse] = {
     code: {
@@ -74,6 +81,17 @@ ERRORS: dict[int, OpenAPIResponse] = {
         (503, "Storage unavailable; nothing was stored"),
         (500, "Unexpected error"),
     )
+}
+
+
+FORBIDDEN: dict[int, OpenAPIResponse] = {
+    403: {"description": "Missing or wrong x-api-key (answered by API Gateway)"}
+}
+UNSUPPORTED: dict[int, OpenAPIResponse] = {
+    415: {
+        "description": "The body is not JSON",
+        "content": {"application/json": {"schema": Failure.model_json_schema()}},
+    }
 }
 
 
@@ -175,8 +193,13 @@ def get_posts(
     sort: Annotated[
         PostSort, Query(description="popular = outlier score, then views")
     ] = PostSort.POPULAR,
-    limit: Annotated[int | None, Query(description=f"1-{MAX_PAGE}, default {DEFAULT_PAGE}")] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description=f"Page size, default {DEFAULT_PAGE}")
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+    ] = None,
 ) -> Response[Any]:
     name = normalise_username(username)
     ctx = bootstrap.context()
@@ -200,7 +223,10 @@ def get_similar(username: UsernamePath) -> Response[Any]:
 
 @app.post(
     "/api/profile/bulk-request",
-    responses=_documented(Success[BulkResult], "One result per username, in order"),
+    responses={
+        **_documented(Success[BulkResult], "One result per username, in order"),
+        **UNSUPPORTED,
+    },
     tags=["profiles"],
 )
 @tracer.capture_method
@@ -242,7 +268,10 @@ def queue_status() -> Response[Any]:
 
 @app.post(
     "/api/viral-ideas/process-pending",
-    responses=_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+    responses={
+        **_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+        **FORBIDDEN,
+    },
     tags=["admin"],
     summary="Re-dispatch every PENDING job (API key required)",
     security=ADMIN,
@@ -257,7 +286,10 @@ def process_pending() -> Response[Any]:
 
 @app.post(
     "/api/viral-ideas/redrive",
-    responses=_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+    responses={
+        **_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+        **FORBIDDEN,
+    },
     tags=["admin"],
     summary="Move dead-lettered messages back to their queues (API key required)",
     security=ADMIN,
@@ -316,6 +348,19 @@ def _invalid_input(exc: InvalidInput) -> Response[Any]:
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
     return _json(HTTPStatus.BAD_REQUEST, failure_body(validation_detail(exc.errors())))
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
+    return _json(HTTPStatus.BAD_REQUEST, failure_body("The request body must be UTF-8 JSON"))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:
+    return _json(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        failure_body("The request body must be JSON (Content-Type: application/json)"),
+    )
 
 
 @app.exception_handler(NotFound)

@@ -12,6 +12,9 @@ from viralspot.errors import InvalidInput
 
 MAX_LENGTH = 30
 _ALLOWED = re.compile(r"[a-z0-9._]{1,30}")
+# The same rule as one regular expression, for the OpenAPI document (clients and
+# fuzzers read it); `normalise_username` stays the enforcement, with clearer errors.
+DOCUMENTED_PATTERN = r"^@?(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9._]{1,30}$"
 
 
 def normalise_username(raw: str | None) -> str:

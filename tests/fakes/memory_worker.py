@@ -1,0 +1,189 @@
+"""In-memory fakes of the worker's and the sweeper's ports, on top of tests/fakes/memory.py.
+
+Same conditional semantics as the DynamoDB adapters, condition by condition:
+
+- `claim` (DynamoJobStore.claim): `request_id = :rid AND attempts < :max AND
+  (status = PENDING OR (status = PROCESSING AND lease_until < :now))`; then
+  PROCESSING, attempts + 1, last_attempt = updated_at = now, the new lease, no
+  next_retry_at.
+- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING and
+  `lease_until` are still those of the claim.
+- `replace` (DynamoJobStore.replace): put if `request_id`, `status` and `updated_at`
+  are still those of the version read.
+- `due` (DynamoJobStore.due): the SweepIndex query. The index keys come from the
+  adapter's own `job_to_item`, so a job is in the index exactly when it would be
+  there in DynamoDB, and `sweep_at <= before` compares the same ISO strings.
+  Pages resume strictly after the last key returned, as ExclusiveStartKey does.
+
+Timestamps compare as DynamoDB compares them: as the stored millisecond ISO strings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tests.fakes.memory import MemoryJobStore, MemoryProfiles
+from viralspot.adapters.dynamo_jobs import job_to_item
+from viralspot.analytics import ScoredReel
+from viralspot.clock import to_iso
+from viralspot.jobs import Job, JobStatus
+from viralspot.profiles import Profile, Tier
+
+
+def _same_instant(a: datetime | None, b: datetime | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return to_iso(a) == to_iso(b)
+
+
+class MemoryWorkerJobStore(MemoryJobStore):
+    """The Jobs table for intake, worker and sweeper (JobStore + WorkerJobStore + SweepStore)."""
+
+    def __init__(self, profiles: MemoryProfiles | None = None) -> None:
+        super().__init__(profiles)
+        self.claims = 0
+
+    # -- worker ----------------------------------------------------------------
+
+    def claim(
+        self,
+        username: str,
+        request_id: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        max_attempts: int,
+    ) -> Job | None:
+        with self._lock:
+            job = self._items.get(username)
+            if job is None or job.request_id != request_id or job.attempts >= max_attempts:
+                return None
+            expired = (
+                job.status is JobStatus.PROCESSING
+                and job.lease_until is not None
+                and to_iso(job.lease_until) < to_iso(now)
+            )
+            if job.status is not JobStatus.PENDING and not expired:
+                return None
+            claimed = job.model_copy(
+                update={
+                    "status": JobStatus.PROCESSING,
+                    "attempts": job.attempts + 1,
+                    "last_attempt": now,
+                    "lease_until": lease_until,
+                    "updated_at": now,
+                    "next_retry_at": None,
+                }
+            )
+            self._items[username] = claimed
+            self.claims += 1
+            return claimed
+
+    def finish(self, claimed: Job, outcome: Job) -> bool:
+        if claimed.lease_until is None:
+            raise ValueError("finish() needs the claimed job, with its lease")
+        with self._lock:
+            current = self._items.get(claimed.username)
+            if (
+                current is None
+                or current.request_id != claimed.request_id
+                or current.status is not JobStatus.PROCESSING
+                or not _same_instant(current.lease_until, claimed.lease_until)
+            ):
+                return False
+            self._items[claimed.username] = outcome
+            return True
+
+    # -- sweeper ---------------------------------------------------------------
+
+    def due(
+        self,
+        status: JobStatus,
+        before: datetime,
+        *,
+        limit: int,
+        start: dict[str, Any] | None = None,
+    ) -> tuple[list[Job], dict[str, Any] | None]:
+        cutoff = to_iso(before)
+        with self._lock:
+            indexed = []
+            for job in self._items.values():
+                item = job_to_item(job)
+                if item.get("sweep_pk") == status.value and item["sweep_at"] <= cutoff:
+                    indexed.append(((item["sweep_at"], job.username), job))
+        indexed.sort(key=lambda entry: entry[0])
+        if start is not None:
+            after = (start["sweep_at"], start["username"])
+            indexed = [entry for entry in indexed if entry[0] > after]
+        page = indexed[:limit]
+        more = len(indexed) > limit
+        last = page[-1][0] if page and more else None
+        next_start = {"sweep_at": last[0], "username": last[1]} if last else None
+        return [job for _, job in page], next_start
+
+    def replace(self, expected: Job, new: Job) -> bool:
+        if expected.updated_at is None:
+            raise ValueError("replace() needs a stored job (with updated_at)")
+        with self._lock:
+            current = self._items.get(expected.username)
+            if (
+                current is None
+                or current.request_id != expected.request_id
+                or current.status is not expected.status
+                or not _same_instant(current.updated_at, expected.updated_at)
+            ):
+                return False
+            self._items[expected.username] = new
+            return True
+
+
+class MemoryProfileStore(MemoryProfiles):
+    """The Profiles table for the worker (ProfileWriter) as DynamoProfileStore writes it."""
+
+    def put_primary(self, profile: Profile) -> None:
+        with self._lock:
+            existing = self._items.get(profile.username)
+            # `created_at = if_not_exists(created_at, :created)`: first seen, not last analysed.
+            created = (existing.created_at if existing else None) or profile.created_at
+            self._items[profile.username] = profile.model_copy(update={"created_at": created})
+
+    def put_secondaries(self, profiles: Sequence[Profile]) -> int:
+        """Never over a primary (`attribute_not_exists(username) OR tier = secondary`)."""
+        written = 0
+        with self._lock:
+            for profile in list(profiles)[:100]:
+                existing = self._items.get(profile.username)
+                if existing is None or existing.tier is Tier.SECONDARY:
+                    self._items[profile.username] = profile
+                    written += 1
+        return written
+
+    def get_many(self, usernames: list[str]) -> list[Profile]:
+        with self._lock:
+            return [
+                self._items[name]
+                for name in list(dict.fromkeys(usernames))[:100]
+                if name in self._items
+            ]
+
+
+class MemoryContent:
+    """The Content table (ContentWriter): one item per (username, shortcode)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: dict[tuple[str, str], ScoredReel] = {}
+        self.writes = 0
+
+    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+        with self._lock:
+            self.writes += 1
+            for reel in reels:
+                self.items[(username, reel.shortcode)] = reel
+
+    def reels_of(self, username: str) -> list[ScoredReel]:
+        with self._lock:
+            return [reel for (name, _), reel in self.items.items() if name == username]
