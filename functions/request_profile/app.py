@@ -1,12 +1,18 @@
 """The API function: every HTTP route. Wiring only: parse, call a service, wrap."""
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
+import os
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -47,7 +53,16 @@ from viralspot.usernames import DOCUMENTED_PATTERN, normalise_username
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
+# API Gateway answers the CORS preflight (template: Cors); the function adds the
+# origin header to real answers, errors included. The origin is a deploy-time
+# constant the template sets, so reading it here, once, is safe.
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    cors=CORSConfig(
+        allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
+        allow_headers=["Content-Type", "X-Api-Key"],
+    ),
+)
 app.configure_openapi(
     title="ViralSpot intake API",
     version="1.0.0",

@@ -113,3 +113,15 @@ def test_new_profile_costs_three_calls_duplicate_two(api: LocalApi, aws_calls: C
     aws_calls.reset()
     api.request("POST", "/api/profile/natgeo/request")
     assert sorted(aws_calls.calls) == ["dynamodb.Query", "dynamodb.TransactWriteItems"]
+
+
+def test_answers_carry_the_cors_origin_errors_included(api: LocalApi) -> None:
+    # Browsers on another origin (the content-strategy tool) read these answers.
+    _, ok_headers, _ = api.request(
+        "POST", "/api/profile/natgeo/request", headers={"Origin": "https://tool.example"}
+    )
+    _, error_headers, _ = api.request(
+        "POST", "/api/profile/bad%20name/request", headers={"Origin": "https://tool.example"}
+    )
+    assert ok_headers["Access-Control-Allow-Origin"] == "*"
+    assert error_headers["Access-Control-Allow-Origin"] == "*"
