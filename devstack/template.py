@@ -8,6 +8,7 @@ the tests too.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ class Stack:
                 if arg in self.parameters:
                     return self.parameters[arg]
                 raise KeyError(f"cannot resolve Ref {arg}")
+            if key == "Fn::Sub" and isinstance(arg, str):
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), arg)
             if key == "Fn::GetAtt":
                 logical, attribute = arg
                 if attribute == "Arn":
@@ -88,6 +91,12 @@ class Stack:
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
+
+    def _sub(self, name: str) -> str:
+        logical, _, attribute = name.partition(".")
+        if attribute:
+            return str(self.resolve({"Fn::GetAtt": [logical, attribute]}))
+        return str(self.resolve({"Ref": name}))
 
     def function_environment(self, function_id: str) -> dict[str, str]:
         """The environment Lambda would give `function_id`: Globals, then its own."""
