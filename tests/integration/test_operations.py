@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.conftest import CallCounter
-
-
-def drain(aws_env: Emulator, url: str) -> list[dict[str, Any]]:
-    sqs = aws_env.client("sqs")
-    got: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return got
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        got.extend(batch)
+from tests.support import drain
 
 
 def test_queue_status_counts_live_jobs_by_status_and_priority(

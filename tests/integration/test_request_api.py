@@ -10,16 +10,7 @@ import pytest
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.conftest import CallCounter
-
-
-def receive_all(emulator_client: Any, url: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    while True:
-        got = emulator_client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        batch = got.get("Messages", [])
-        if not batch:
-            return messages
-        messages.extend(batch)
+from tests.support import drain
 
 
 def test_new_request_answers_queued_with_position(api: LocalApi) -> None:
@@ -84,12 +75,11 @@ def test_priority_by_source_routes_to_its_queue(
 ) -> None:
     _, _, body = api.request("POST", f"/api/profile/someone/request?source={source}")
     assert body["data"]["priority"] == priority
-    sqs = aws_env.client("sqs")
     other = "LowQueue" if queue == "HighQueue" else "HighQueue"
-    sent = receive_all(sqs, stack.refs[queue])
+    sent = drain(aws_env, stack.refs[queue])
     assert len(sent) == 1
     assert json.loads(sent[0]["Body"])["request_id"] == body["data"]["request_id"]
-    assert receive_all(sqs, stack.refs[other]) == []
+    assert drain(aws_env, stack.refs[other]) == []
 
 
 def test_position_counts_higher_priority_and_earlier_jobs(api: LocalApi) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
+from tests.support import StepClock, drain
 from viralspot import bootstrap, sweeper
 from viralspot.config import get_settings
 from viralspot.errors import DispatchFailed, ProviderTransient
@@ -22,32 +23,7 @@ from viralspot.providers.sample import SampleProvider
 from viralspot.sweeper import Repair, SweepReport
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-def drain(aws_env: Emulator, stack: Stack, queue: str) -> list[dict[str, Any]]:
-    sqs = aws_env.client("sqs")
-    got: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=stack.refs[queue], MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not batch:
-            return got
-        for message in batch:
-            sqs.delete_message(QueueUrl=stack.refs[queue], ReceiptHandle=message["ReceiptHandle"])
-        got.extend(batch)
-
-
-def run_sweep(clock: Clock) -> SweepReport:
+def run_sweep(clock: StepClock) -> SweepReport:
     ctx = bootstrap.build(get_settings(), clock)
     return sweeper.sweep(
         store=ctx.jobs,
@@ -57,7 +33,7 @@ def run_sweep(clock: Clock) -> SweepReport:
     )
 
 
-def worker(provider: Any, clock: Clock) -> Worker:
+def worker(provider: Any, clock: StepClock) -> Worker:
     return bootstrap.build_worker(bootstrap.build(get_settings(), clock), provider)
 
 
@@ -84,15 +60,15 @@ def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
         answer = request(api, "natgeo")
     assert answer["queued"] is True
     assert answer["fallback_mode"] is True
-    assert drain(aws_env, stack, "HighQueue") == []
+    assert drain(aws_env, stack.refs["HighQueue"]) == []
 
-    clock = Clock()
+    clock = StepClock()
     assert run_sweep(clock).repairs[Repair.REDISPATCHED] == 0  # still within the grace period
-    assert drain(aws_env, stack, "HighQueue") == []
+    assert drain(aws_env, stack.refs["HighQueue"]) == []
 
     clock.advance(minutes=get_settings().pending_grace_minutes, seconds=1)
     assert run_sweep(clock).repairs[Repair.REDISPATCHED] == 1
-    sent = drain(aws_env, stack, "HighQueue")
+    sent = drain(aws_env, stack.refs["HighQueue"])
     assert [json.loads(m["Body"])["request_id"] for m in sent] == [answer["request_id"]]
     # Dispatched once: the next sweep within the grace period leaves it alone.
     clock.advance(seconds=30)
@@ -128,8 +104,8 @@ def test_worker_dies_then_lease_expiry_retry_completes_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     request(api, "natgeo")
-    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
-    clock = Clock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    clock = StepClock()
     with pytest.raises(Crash):
         worker(DiesAfterProfile(), clock).process(body)
     assert job("natgeo").status is JobStatus.PROCESSING
@@ -145,7 +121,7 @@ def test_worker_dies_then_lease_expiry_retry_completes_once(
 
     clock.advance(minutes=2)
     assert run_sweep(clock).repairs[Repair.RETRIED] == 1
-    resent = drain(aws_env, stack, "HighQueue")
+    resent = drain(aws_env, stack.refs["HighQueue"])
     assert len(resent) == 1
     assert worker(SampleProvider(), clock).process(resent[0]["Body"]) is Result.COMPLETED
     done = job("natgeo")
@@ -184,11 +160,11 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     request(api, "natgeo")
-    clock = Clock()
+    clock = StepClock()
     provider = RateLimitedTwice()
     run = worker(provider, clock)
     delays = []
-    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     for _ in range(2):
         failed_at = clock.now
         assert run.process(body) is Result.RETRY_SCHEDULED
@@ -199,7 +175,7 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
         assert run_sweep(clock).repairs[Repair.RETRIED] == 0  # not yet due
         clock.now = due
         assert run_sweep(clock).repairs[Repair.RETRIED] == 1
-        body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+        body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     assert delays == [timedelta(minutes=2), timedelta(minutes=4)]
     assert run.process(body) is Result.COMPLETED
     assert job("natgeo").attempts == 3
@@ -210,14 +186,14 @@ def test_not_found_fails_at_once_and_is_never_retried(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     request(api, "sample_notfound")
-    clock = Clock()
-    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    clock = StepClock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     assert worker(SampleProvider(), clock).process(body) is Result.FAILED
     for minutes in (1, 5, 60, 24 * 60):
         clock.advance(minutes=minutes)
         report = run_sweep(clock)
         assert report.examined == 0
-    assert drain(aws_env, stack, "HighQueue") == []
+    assert drain(aws_env, stack.refs["HighQueue"]) == []
     _, _, status = api.request("GET", "/api/profile/sample_notfound/status")
     assert status["data"]["status"] == "failed"
     assert status["data"]["error_kind"] == "permanent"
@@ -227,8 +203,8 @@ def test_lease_expired_on_last_attempt_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     request(api, "natgeo")
-    clock = Clock()
-    body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+    clock = StepClock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     for attempt in range(1, 4):
         with pytest.raises(Crash):
             worker(DiesAfterProfile(), clock).process(body)
@@ -238,7 +214,7 @@ def test_lease_expired_on_last_attempt_fails_for_good(
             assert report.repairs[Repair.LEASE_EXPIRED] == 1
             clock.now = job("natgeo").next_retry_at or clock.now
             assert run_sweep(clock).repairs[Repair.RETRIED] == 1
-            body = drain(aws_env, stack, "HighQueue")[0]["Body"]
+            body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
         else:
             assert report.repairs[Repair.FAILED_FOR_GOOD] == 1
     final = job("natgeo")
@@ -255,8 +231,8 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
 ) -> None:
     for name in ("alpha", "bravo", "charlie"):
         request(api, name)
-    drain(aws_env, stack, "HighQueue")
-    clock = Clock()
+    drain(aws_env, stack.refs["HighQueue"])
+    clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
 
     # Both sweeps read the due jobs before either writes: the race is real, not luck.
@@ -295,7 +271,7 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
         t.join(timeout=30)
     assert sum(r.repairs[Repair.REDISPATCHED] for r in reports) == 3
     assert sum(r.repairs[Repair.RACE_LOST] for r in reports) == 3
-    sent = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack, "HighQueue")]
+    sent = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])]
     assert sorted(sent) == ["alpha", "bravo", "charlie"]
 
 
@@ -304,10 +280,10 @@ def test_sweep_work_is_bounded_per_run(
 ) -> None:
     for i in range(7):
         request(api, f"user_{i}")
-    drain(aws_env, stack, "HighQueue")
+    drain(aws_env, stack.refs["HighQueue"])
     monkeypatch.setenv("SWEEP_MAX_JOBS", "3")
     bootstrap.reset()
-    clock = Clock()
+    clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     first = run_sweep(clock)
     assert first.examined == 3
@@ -315,12 +291,12 @@ def test_sweep_work_is_bounded_per_run(
     second = run_sweep(clock)
     third = run_sweep(clock)
     assert second.examined + third.examined == 4
-    assert len(drain(aws_env, stack, "HighQueue")) == 7
+    assert len(drain(aws_env, stack.refs["HighQueue"])) == 7
 
 
 def test_sweep_stops_when_the_invocation_runs_out_of_time(api: LocalApi, stack: Stack) -> None:
     request(api, "natgeo")
-    clock = Clock()
+    clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     ctx = bootstrap.build(get_settings(), clock)
     report = sweeper.sweep(

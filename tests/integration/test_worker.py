@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack
 from tests.events import sqs_event, sqs_event_for_bodies
+from tests.support import StepClock, drain
 from viralspot import bootstrap, pipeline
 from viralspot.config import get_settings
 from viralspot.errors import ProviderTransient
@@ -24,18 +25,6 @@ from viralspot.pipeline import Result, Worker
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
-
-
-def receive(aws_env: Emulator, stack: Stack, queue: str) -> list[dict[str, Any]]:
-    sqs = aws_env.client("sqs")
-    got: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=stack.refs[queue], MaxNumberOfMessages=10).get(
-            "Messages", []
-        )
-        if not batch:
-            return got
-        got.extend(batch)
 
 
 def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
@@ -56,17 +45,6 @@ def count_items(aws_env: Emulator, table: str, username: str) -> int:
     return int(response["Count"])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)  # storage keeps milliseconds
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
 def make_worker(provider: ProfileProvider, clock: Callable[[], datetime]) -> Worker:
     ctx = bootstrap.build(get_settings(), clock)
     return bootstrap.build_worker(ctx, provider)
@@ -76,7 +54,7 @@ def test_request_to_processed_profile_end_to_end(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     _, _, queued = api.request("POST", "/api/profile/natgeo/request")
-    messages = receive(aws_env, stack, "HighQueue")
+    messages = drain(aws_env, stack.refs["HighQueue"])
     assert len(messages) == 1
 
     result = run_worker(stack, messages, "HighQueue")
@@ -130,7 +108,7 @@ def test_request_to_processed_profile_end_to_end(
     assert all(p["tier"] == "secondary" for p in similar["data"]["similar"])
 
     # Discovery queued each similar profile at LOW priority on the low queue.
-    discovered = [json.loads(m["Body"]) for m in receive(aws_env, stack, "LowQueue")]
+    discovered = [json.loads(m["Body"]) for m in drain(aws_env, stack.refs["LowQueue"])]
     assert {d["username"] for d in discovered} == names
     assert {d["priority"] for d in discovered} == {"LOW"}
     assert {d["depth"] for d in discovered} == {1}
@@ -144,8 +122,8 @@ def test_discovered_profile_does_not_discover_further_and_is_upgraded(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    run_worker(stack, receive(aws_env, stack, "HighQueue"), "HighQueue")
-    low = receive(aws_env, stack, "LowQueue")
+    run_worker(stack, drain(aws_env, stack.refs["HighQueue"]), "HighQueue")
+    low = drain(aws_env, stack.refs["LowQueue"])
     assert len(low) == 5
     run_worker(stack, low[:1], "LowQueue")
     child = json.loads(low[0]["Body"])["username"]
@@ -153,19 +131,19 @@ def test_discovered_profile_does_not_discover_further_and_is_upgraded(
     assert profile["data"]["tier"] == "primary"
     assert profile["data"]["content_stats"]["total_reels"] == 30  # LOW target
     # depth 1 = DiscoveryMaxDepth: its own similar profiles are stored, not queued.
-    assert receive(aws_env, stack, "LowQueue") == []
+    assert drain(aws_env, stack.refs["LowQueue"]) == []
 
 
 def test_secondary_never_overwrites_a_primary(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    run_worker(stack, receive(aws_env, stack, "HighQueue"), "HighQueue")
-    similar = json.loads(receive(aws_env, stack, "LowQueue")[0]["Body"])["username"]
+    run_worker(stack, drain(aws_env, stack.refs["HighQueue"]), "HighQueue")
+    similar = json.loads(drain(aws_env, stack.refs["LowQueue"])[0]["Body"])["username"]
     # Process the similar profile as a person's request would, then process natgeo again:
     # its similar list names the now-primary profile, which must stay primary.
     api.request("POST", f"/api/profile/{similar}/request")
-    run_worker(stack, receive(aws_env, stack, "HighQueue"), "HighQueue")
+    run_worker(stack, drain(aws_env, stack.refs["HighQueue"]), "HighQueue")
     profiles = bootstrap.context().profiles
     primary = profiles.get(similar)
     assert primary is not None
@@ -188,8 +166,8 @@ def secondary_profile(username: str) -> Profile:
 
 def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    message = receive(aws_env, stack, "HighQueue")[0]
-    clock = Clock()
+    message = drain(aws_env, stack.refs["HighQueue"])[0]
+    clock = StepClock()
     worker = make_worker(SampleProvider(), clock)
     results: list[Result] = []
     barrier = threading.Barrier(2)
@@ -214,7 +192,7 @@ def test_old_request_id_and_finished_job_are_acknowledged(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    message = receive(aws_env, stack, "HighQueue")[0]
+    message = drain(aws_env, stack.refs["HighQueue"])[0]
     stale = json.dumps({"username": "natgeo", "request_id": "000000000000", "priority": "HIGH"})
     result = run_worker(
         stack,
@@ -254,8 +232,8 @@ def test_crash_mid_pipeline_is_completed_by_next_delivery_after_lease(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    body = receive(aws_env, stack, "HighQueue")[0]["Body"]
-    clock = Clock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    clock = StepClock()
     healthy = make_worker(SampleProvider(), clock)
     crashing = Worker(**{**healthy.__dict__, "content": CrashingContent(healthy.content)})
     with pytest.raises(SystemExit):
@@ -303,8 +281,8 @@ def test_transient_failure_schedules_retry_with_backoff(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    body = receive(aws_env, stack, "HighQueue")[0]["Body"]
-    clock = Clock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    clock = StepClock()
     worker = make_worker(Scripted(ProviderTransient("HTTP 429 rate limited")), clock)
     assert worker.process(body) is Result.RETRY_SCHEDULED
     job = bootstrap.context().jobs.get("natgeo")
@@ -329,7 +307,7 @@ def test_permanent_failure_fails_at_once_and_new_request_starts_fresh(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/sample_notfound/request")
-    message = receive(aws_env, stack, "HighQueue")
+    message = drain(aws_env, stack.refs["HighQueue"])
     assert run_worker(stack, message, "HighQueue") == {"batchItemFailures": []}
     _, _, status = api.request("GET", "/api/profile/sample_notfound/status")
     data = status["data"]
@@ -345,8 +323,8 @@ def test_permanent_failure_fails_at_once_and_new_request_starts_fresh(
 
 def test_third_transient_failure_is_final(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    body = receive(aws_env, stack, "HighQueue")[0]["Body"]
-    clock = Clock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    clock = StepClock()
     provider = Scripted(*(ProviderTransient("HTTP 503") for _ in range(3)))
     worker = make_worker(provider, clock)
     jobs = bootstrap.context().jobs
@@ -389,7 +367,7 @@ def test_storage_failure_reports_the_record_for_redelivery(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.request("POST", "/api/profile/natgeo/request")
-    messages = receive(aws_env, stack, "HighQueue")
+    messages = drain(aws_env, stack.refs["HighQueue"])
     malformed = {"MessageId": "bad", "ReceiptHandle": "bad", "Body": "{}"}
     monkeypatch.setenv("JOBS_TABLE", "NoSuchTable")
     bootstrap.reset()
