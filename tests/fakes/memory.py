@@ -177,7 +177,8 @@ class MemoryJobStore:
             if (
                 current is None
                 or current.request_id != job.request_id
-                or current.status is not JobStatus.PENDING
+                or current.status is not job.status
+                or not (current.status is JobStatus.PENDING or current.awaiting_retry)
                 or current.priority.rank <= priority.rank
             ):
                 return None

@@ -308,3 +308,22 @@ def test_sweep_stops_when_the_invocation_runs_out_of_time(api: LocalApi, stack: 
     )
     assert report.stopped_early is True
     assert report.examined == 0
+
+
+def test_retry_due_after_max_attempts_was_lowered_fails_for_good(
+    api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request(api, "natgeo")
+    clock = StepClock()
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    provider = RateLimitedTwice()
+    assert worker(provider, clock).process(body) is Result.RETRY_SCHEDULED
+    # The operator lowers MaxAttempts to 1 while the retry waits.
+    monkeypatch.setenv("MAX_ATTEMPTS", "1")
+    bootstrap.reset()
+    clock.now = job("natgeo").next_retry_at or clock.now
+    assert run_sweep(clock).repairs[Repair.FAILED_FOR_GOOD] == 1
+    final = job("natgeo")
+    assert final.failed_for_good
+    assert final.error_message == "HTTP 429 Too Many Requests"
+    assert drain(aws_env, stack.refs["HighQueue"]) == []

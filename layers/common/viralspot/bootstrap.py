@@ -55,6 +55,9 @@ def context() -> Context:
 
 
 def provider_for(settings: Settings) -> ProfileProvider:
+    """The configured provider, looked up on every invocation: the RapidAPI key
+    comes from SSM through Powertools' 5-minute cache, so a rotated key reaches warm
+    containers within minutes instead of never."""
     # Imported on demand: the API function never pays for an HTTP client it does not use.
     if settings.provider == "rapidapi":
         from viralspot.providers.rapidapi import rapidapi_from_parameters
@@ -62,6 +65,12 @@ def provider_for(settings: Settings) -> ProfileProvider:
         if not settings.rapidapi_key_parameter:
             raise RuntimeError("PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)")
         return rapidapi_from_parameters(settings.rapidapi_key_parameter, settings.rapidapi_host)
+    return _sample_provider()
+
+
+@cache
+def _sample_provider() -> ProfileProvider:
+    # One per container: its documented flaky usernames count failures per process.
     from viralspot.providers.sample import SampleProvider
 
     return SampleProvider()
@@ -105,7 +114,6 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
     )
 
 
-@cache
 def worker() -> Worker:
     ctx = context()
     return build_worker(ctx, provider_for(ctx.settings))
@@ -124,5 +132,5 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
 def reset() -> None:
     """Forget the wiring (tests change the environment between cases)."""
     context.cache_clear()
-    worker.cache_clear()
+    _sample_provider.cache_clear()
     get_settings.cache_clear()

@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
 from viralspot.clock import Clock, to_iso, to_millis
-from viralspot.errors import DispatchFailed, StorageUnavailable
+from viralspot.errors import DispatchFailed, StorageError, StorageUnavailable
 from viralspot.jobs import (
     RECENT_COMPLETION_WINDOW,
     Job,
@@ -179,7 +179,7 @@ def _queued(
         # The job is stored: the sweeper sends it after its grace period. Saying
         # "queued" is true; saying it was sent would not be.
         fallback = True
-    position = 1 + jobs.count_ahead(job) if with_position else None
+    position = _position(jobs, job) if with_position else None
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
@@ -250,6 +250,18 @@ def _answer_for_blocked(
     return None
 
 
+def _position(jobs: JobStore, job: Job) -> int | None:
+    """The job's queue position, or None if it cannot be counted right now: the job
+    is stored by then, so a failed count must not turn the answer into an error."""
+    try:
+        return 1 + jobs.count_ahead(job)
+    except StorageError as exc:
+        logger.warning(
+            "queue position unavailable", extra={"username": job.username, "error": str(exc)}
+        )
+        return None
+
+
 def _already_processed(profile: Profile) -> Decision:
     created = profile.created_at or profile.last_scraped_at
     return Decision(
@@ -277,13 +289,21 @@ def _already_in_queue(
 ) -> Decision:
     job = existing
     outcome = Outcome.ALREADY_IN_QUEUE
-    if existing.status is JobStatus.PENDING and requested.rank < existing.priority.rank:
+    waiting = existing.status is JobStatus.PENDING or existing.awaiting_retry
+    if waiting and requested.rank < existing.priority.rank:
         raised = jobs.raise_priority(existing, requested, now)
         if raised is not None:
             job = raised
             outcome = Outcome.PRIORITY_RAISED
-            # The old message on the slower queue stays; whichever copy arrives
-            # first claims the job and the other is dropped by the claim rule.
+        # A job awaiting its retry needs no message: the sweeper's retry dispatches it
+        # on its (new) priority's queue. A PENDING one moving to the other queue gets a
+        # second message there; the old one stays, whichever copy arrives first claims
+        # the job and the other is dropped by the claim rule.
+        if (
+            raised is not None
+            and raised.status is JobStatus.PENDING
+            and (raised.priority.queue is not existing.priority.queue)
+        ):
             try:
                 dispatcher.dispatch(job)
             except DispatchFailed:
@@ -298,12 +318,12 @@ def _already_in_queue(
         message = f"Profile {job.username} is already in queue; moved up to {job.priority} priority"
     else:
         message = f"Profile {job.username} is already in queue (status: {job.status.value})"
-    position = 1 + jobs.count_ahead(job) if job.is_active and with_position else None
+    position = _position(jobs, job) if job.is_active and with_position else None
     return Decision(
         IntakeAnswer(
             queued=True,
             message=message,
-            estimated_time=estimated_time(position) if position else "2-5 minutes",
+            estimated_time=estimated_time(position or _UNCOUNTED),
             profile_type="queued",
             status=status,
             priority=job.priority,

@@ -91,7 +91,7 @@ def sweep(
     # on twice in one run.
     passes: list[tuple[JobStatus, datetime, Callable[[Job], Repair]]] = [
         (JobStatus.PROCESSING, now, lambda job: _expire_lease(job, store, policy, clock)),
-        (JobStatus.FAILED, now, lambda job: _retry(job, store, dispatcher, clock)),
+        (JobStatus.FAILED, now, lambda job: _retry(job, store, dispatcher, policy, clock)),
         (
             JobStatus.PENDING,
             now - policy.pending_grace,
@@ -137,8 +137,15 @@ def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock
     return Repair.FAILED_FOR_GOOD if outcome.failed_for_good else Repair.LEASE_EXPIRED
 
 
-def _retry(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock) -> Repair:
+def _retry(
+    job: Job, store: SweepStore, dispatcher: Dispatcher, policy: SweepPolicy, clock: Clock
+) -> Repair:
     now = clock()
+    if job.attempts >= policy.max_attempts:
+        # MaxAttempts was lowered after this retry was scheduled: as PENDING it could
+        # never be claimed, so close it now with its last error.
+        final = job.model_copy(update={"next_retry_at": None, "updated_at": now})
+        return Repair.FAILED_FOR_GOOD if store.replace(job, final) else Repair.RACE_LOST
     pending = job.model_copy(
         update={"status": JobStatus.PENDING, "next_retry_at": None, "updated_at": now}
     )

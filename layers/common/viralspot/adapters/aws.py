@@ -50,6 +50,12 @@ UNAVAILABLE_CODES = frozenset(
 )
 
 
+# Cancellation reasons of a transaction that mean the same: DynamoDB was too busy.
+UNAVAILABLE_CANCELLATIONS = frozenset(
+    {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+
+
 def _client(service: str) -> Any:
     with _lock:
         if service not in _clients:

@@ -24,6 +24,7 @@ from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize, serialize, value
 from viralspot.adapters.dynamo_profiles import profile_from_item
 from viralspot.clock import from_iso, to_iso
+from viralspot.errors import StorageUnavailable
 from viralspot.jobs import Job, JobStatus, Priority
 from viralspot.ports import IntakeBlocked, ProfileGuard, WriteConflict
 
@@ -168,6 +169,8 @@ class DynamoJobStore:
         codes = [str(r.get("Code", "None")) for r in reasons]
         if "TransactionConflict" in codes:
             raise WriteConflict() from exc
+        if any(c in aws.UNAVAILABLE_CANCELLATIONS for c in codes):
+            raise StorageUnavailable(f"create job cancelled ({','.join(codes)})") from exc
         unexpected = [c for c in codes if c not in ("None", "ConditionalCheckFailed")]
         if unexpected or len(reasons) != 2:
             raise aws.storage_error(exc, f"create job cancelled ({','.join(codes)})") from exc
@@ -206,30 +209,39 @@ class DynamoJobStore:
         return sum(int(page.get("Count", 0)) for page in self._pages(query, "count queue position"))
 
     def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        raised = job.model_copy(update={"priority": priority, "updated_at": now})
         below = [p for p in Priority if p.rank > priority.rank]
-        if not below:
+        if not below or not (job.status is JobStatus.PENDING or job.awaiting_retry):
             return None
         lower = [f":below{i}" for i in range(len(below))]
+        values: dict[str, Any] = {
+            **{name: value(p.value) for name, p in zip(lower, below, strict=True)},
+            ":p": value(priority.value),
+            ":now": value(to_iso(now)),
+            ":rid": value(job.request_id),
+            ":status": value(job.status.value),
+        }
+        if job.status is JobStatus.PENDING:
+            # Its place in the active index moves with it; sweep_at is the new send.
+            update = "SET priority = :p, queue_sk = :sk, updated_at = :now, sweep_at = :now"
+            values[":sk"] = value(queue_sort_key(priority, job.enqueued_at, job.username))
+            waiting = "#status = :status"
+        else:
+            # Awaiting its retry: not in the active index, and the retry time stands.
+            update = "SET priority = :p, updated_at = :now"
+            waiting = "#status = :status AND attribute_exists(next_retry_at)"
         try:
             response = self.client.update_item(
                 TableName=self._jobs_table,
                 Key={"username": value(job.username)},
-                UpdateExpression="SET priority = :p, queue_sk = :sk, updated_at = :now, sweep_at = :now",
-                # Only ever upward: a request holding an older snapshot of the job must
-                # neither raise it twice nor lower a job someone else already raised.
+                UpdateExpression=update,
+                # Only ever upward, and only while the job still waits as we saw it: a
+                # request holding an older snapshot must neither raise it twice nor
+                # lower a job someone else already raised.
                 ConditionExpression=(
-                    f"request_id = :rid AND #status = :pending AND priority IN ({', '.join(lower)})"
+                    f"request_id = :rid AND {waiting} AND priority IN ({', '.join(lower)})"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    **{name: value(p.value) for name, p in zip(lower, below, strict=True)},
-                    ":p": value(priority.value),
-                    ":sk": value(queue_sort_key(priority, job.enqueued_at, job.username)),
-                    ":now": value(to_iso(now)),
-                    ":rid": value(job.request_id),
-                    ":pending": value(JobStatus.PENDING.value),
-                },
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -238,8 +250,7 @@ class DynamoJobStore:
             raise aws.storage_error(exc, "raise priority") from exc
         except BotoCoreError as exc:
             raise aws.storage_error(exc, "raise priority") from exc
-        stored = job_from_item(deserialize(response["Attributes"]))
-        return stored if stored.priority is raised.priority else None
+        return job_from_item(deserialize(response["Attributes"]))
 
     # -- worker ---------------------------------------------------------------
 

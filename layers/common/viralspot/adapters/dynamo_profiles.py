@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize, serialize, value
 from viralspot.clock import from_iso, to_iso
+from viralspot.errors import StorageUnavailable
 from viralspot.profiles import Profile, Tier
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class DynamoProfileStore:
                 if aws.error_code(exc) != "TransactionCanceledException":
                     raise aws.storage_error(exc, "put secondaries") from exc
                 reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+                if any(r.get("Code") in aws.UNAVAILABLE_CANCELLATIONS for r in reasons):
+                    raise StorageUnavailable("put secondaries: throttled") from exc
                 blocked = {
                     i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
                 }
