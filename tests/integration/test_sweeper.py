@@ -78,7 +78,7 @@ def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
     assert worker(SampleProvider(), clock).process(sent[0]["Body"]) is Result.COMPLETED
 
 
-class Crash(Exception):
+class Crash(BaseException):  # a death, not an error: no `except Exception` stops it
     pass
 
 

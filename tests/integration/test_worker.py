@@ -377,3 +377,24 @@ def test_storage_failure_reports_the_record_for_redelivery(
     # Every record failing fails the invocation, so SQS retries the whole batch.
     with pytest.raises(BatchProcessingError):
         run_worker(stack, messages, "HighQueue")
+
+
+class Buggy(Scripted):
+    """An adapter with a bug: it raises something that is not a ProviderError."""
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        raise KeyError("play_count")
+
+
+def test_an_unexpected_error_is_recorded_at_once_not_at_lease_expiry(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    api.request("POST", "/api/profile/natgeo/request")
+    body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
+    clock = StepClock()
+    assert make_worker(Buggy(), clock).process(body) is Result.RETRY_SCHEDULED
+    job = bootstrap.context().jobs.get("natgeo")
+    assert job is not None
+    assert job.status is JobStatus.FAILED
+    assert job.error_message == "unexpected error: KeyError: 'play_count'"
+    assert job.next_retry_at == clock.now + timedelta(minutes=2)

@@ -80,7 +80,7 @@ OUTCOMES = (
 CLOCK_STEPS = (1, 30, 61, 239, 241, 301, 900, 1801, 3600, 4 * 3600, 8 * 86400)
 
 
-class Crash(Exception):
+class Crash(BaseException):  # a death, not an error: no `except Exception` stops it
     """The worker's process dies here (timeout, out of memory): nothing after runs."""
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
-from viralspot.errors import ProviderError, ProviderUnauthorized
+from viralspot.errors import ProviderError, ProviderTransient, ProviderUnauthorized
 from viralspot.jobs import Job, JobMessage, Priority, completed, failed
 from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
 from viralspot.profiles import Profile, Tier
@@ -96,11 +96,19 @@ class Worker:
         try:
             fetched = self.provider.fetch_profile(job.username)
             reels = self.provider.fetch_reels(job.username, self.policy.reels_for(job.priority))
+            analysis = analyse(reels, fetched.followers_count)
         except ProviderError as exc:
             return self._fail(job, exc)
+        except Exception as exc:
+            # A bug (in an adapter or the analytics) must not hide behind a lease
+            # expiry minutes later: record it now, as a transient failure, so the job
+            # is retried with backoff and, if it persists, fails with this error.
+            logger.exception("unexpected error while fetching or analysing", extra=_about(job))
+            return self._fail(
+                job, ProviderTransient(f"unexpected error: {type(exc).__name__}: {exc}")
+            )
         similar = self._similar(job)
         now = self.clock()
-        analysis = analyse(reels, fetched.followers_count)
         # Reels before the profile: a reader who sees the primary finds its reels.
         self.content.put_reels(job.username, analysis.reels, self.provider.name)
         self.profiles.put_primary(
