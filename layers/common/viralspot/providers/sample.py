@@ -17,10 +17,9 @@ import statistics
 import threading
 from datetime import UTC, datetime, timedelta
 
-from viralspot.errors import ProfileNotFound, ProviderTransient
+from viralspot.errors import InvalidInput, ProfileNotFound, ProviderTransient
 from viralspot.providers import ProviderProfile, ProviderReel
-
-USERNAME_PATTERN = re.compile(r"^[a-z0-9._]{1,30}$")
+from viralspot.usernames import normalise_username
 
 # Failure usernames, so failures can be watched locally (see SampleProvider).
 NOTFOUND_USERNAME = "sample_notfound"
@@ -92,13 +91,11 @@ def _rng(purpose: str, key: str) -> random.Random:
 
 
 def _is_instagram_name(name: str) -> bool:
-    """Instagram's rule (as in `viralspot.usernames`): the alphabet, and no stray dots."""
-    return (
-        USERNAME_PATTERN.fullmatch(name) is not None
-        and ".." not in name
-        and not name.startswith(".")
-        and not name.endswith(".")
-    )
+    """The project's one username rule, applied to an already canonical name."""
+    try:
+        return normalise_username(name) == name
+    except InvalidInput:
+        return False
 
 
 def _normalise(username: str) -> str:
