@@ -18,10 +18,8 @@ from typing import Any, Final, NoReturn
 
 import urllib3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.exceptions import ClientError
 
+from viralspot.adapters.secrets import provider_key
 from viralspot.errors import ProfileNotFound, ProviderTransient, ProviderUnauthorized
 from viralspot.providers import ProviderProfile, ProviderReel
 
@@ -493,29 +491,5 @@ def rapidapi_from_parameters(
     Powertools caches the value for 5 minutes, so warm invocations skip SSM while a
     rotated key still reaches running containers soon.
     """
-    try:
-        api_key = parameters.get_parameter(parameter_name, decrypt=True, max_age=300)
-    except GetParameterError as exc:
-        # Powertools flattens every failure into GetParameterError; the botocore
-        # error it was raised from tells a missing/forbidden parameter (an operator
-        # problem, permanent) from throttling or a network blip (transient).
-        cause = exc.__cause__ or exc.__context__
-        code = (
-            cause.response.get("Error", {}).get("Code", "")
-            if isinstance(cause, ClientError)
-            else ""
-        )
-        if code in ("ParameterNotFound", "AccessDeniedException", "ParameterVersionNotFound"):
-            logger.error(
-                "rapidapi key parameter is missing or unreadable",
-                extra={"parameter": parameter_name, "code": code},
-            )
-            raise ProviderUnauthorized(
-                f"rapidapi: key parameter {parameter_name!r} unavailable ({code})"
-            ) from exc
-        raise ProviderTransient(
-            f"rapidapi: could not read key parameter {parameter_name!r}"
-        ) from exc
-    if not api_key:
-        raise ProviderUnauthorized(f"rapidapi: key parameter {parameter_name!r} is empty")
+    api_key = provider_key(parameter_name)
     return RapidApiProvider(api_key, host=host, base_url=base_url)
