@@ -17,7 +17,6 @@ from viralspot.config import Settings, get_settings
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
-from viralspot.ports import ProfileGuard
 from viralspot.providers import ProfileProvider
 from viralspot.sweeper import SweepPolicy
 
@@ -89,8 +88,7 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
             clock=ctx.clock,
             depth=depth,
             discovered_from=parent,
-            # The pipeline has just stored it as a secondary; nobody reads the position.
-            expect=ProfileGuard.SECONDARY,
+            # Nobody reads a crawled job's position.
             with_position=False,
         )
 
@@ -126,6 +124,7 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
         backoff_cap_minutes=settings.backoff_cap_minutes,
         backoff_base_seconds=settings.backoff_base_seconds,
         max_jobs=settings.sweep_max_jobs,
+        message_retention=timedelta(seconds=settings.queue_retention_seconds) - timedelta(hours=1),
     )
 
 

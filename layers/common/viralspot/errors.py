@@ -31,6 +31,12 @@ class StorageUnavailable(StorageError):
     """DynamoDB could not be reached or throttled the call (HTTP 503): nothing was stored."""
 
 
+class StorageBusy(StorageUnavailable):
+    """Writes to one item kept colliding with transactions past the retry budget: the
+    caller answers 503 (API) or leaves the message for SQS to redeliver (worker);
+    never a failed attempt."""
+
+
 class QueueUnavailable(ViralSpotError):
     """SQS could not be read or written for a queue operation (HTTP 503)."""
 

@@ -90,11 +90,18 @@ class Job(BaseModel):
     attempts: int = Field(default=0, ge=0)
     last_attempt: datetime | None = None
     lease_until: datetime | None = None
+    # Which claim holds the lease: a claim whose answer was lost recognises its own
+    # success by it when botocore retries the call.
+    lease_id: str | None = None
     next_retry_at: datetime | None = None
     error_message: str | None = None
     error_kind: ErrorKind | None = None
     completed_at: datetime | None = None
     updated_at: datetime | None = None
+    # When this job's current message was last handed to SQS. None while a send is
+    # unconfirmed (never sent, the send failed, or the sender died before saying so):
+    # only those jobs, and ones older than the queue's retention, need the sweeper.
+    dispatched_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -116,6 +123,49 @@ class Job(BaseModel):
             # before now - window, so at exactly the window's edge it is still recent.
             and now - self.completed_at <= RECENT_COMPLETION_WINDOW
         )
+
+
+class SweepKind(StrEnum):
+    """Why the sweeper might have to look at a job, and from when (DESIGN.md "The
+    sweeper repairs, it does not resend")."""
+
+    UNSENT = "UNSENT"  # PENDING, its send unconfirmed: due after the grace period
+    SENT = "SENT"  # PENDING with a message in SQS: due only past the queue's retention
+    PROCESSING = "PROCESSING"  # due when its lease expires
+    RETRY = "RETRY"  # FAILED awaiting retry: due at next_retry_at
+
+
+def sweep_entry(job: Job) -> tuple[SweepKind, datetime] | None:
+    """The job's place in the sweeper's index: its kind and the moment that kind's
+    clock started; None for a job that has ended."""
+    if job.status is JobStatus.PENDING:
+        if job.dispatched_at is not None:
+            return SweepKind.SENT, job.dispatched_at
+        return SweepKind.UNSENT, job.updated_at or job.enqueued_at
+    if job.status is JobStatus.PROCESSING and job.lease_until is not None:
+        return SweepKind.PROCESSING, job.lease_until
+    if job.awaiting_retry and job.next_retry_at is not None:
+        return SweepKind.RETRY, job.next_retry_at
+    return None
+
+
+def new_lease_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def claimed(job: Job, now: datetime, lease_until: datetime, lease_id: str) -> Job:
+    """The job as one attempt takes it (the claim's update, for adapters and fakes)."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.PROCESSING,
+            "attempts": job.attempts + 1,
+            "last_attempt": now,
+            "lease_until": lease_until,
+            "lease_id": lease_id,
+            "updated_at": now,
+            "next_retry_at": None,
+        }
+    )
 
 
 def priority_for(source: Source) -> Priority:
@@ -147,16 +197,6 @@ def new_job(
         discovered_from=discovered_from,
         updated_at=now,
     )
-
-
-def estimated_time(position: int) -> str:
-    if position <= 1:
-        return "1-2 minutes"
-    if position <= 3:
-        return "2-5 minutes"
-    if position <= 10:
-        return "5-15 minutes"
-    return "15-30 minutes"
 
 
 def retry_delay(attempts: int, cap_minutes: int = 30, base_seconds: float = 60) -> timedelta:
@@ -192,6 +232,7 @@ def completed(job: Job, now: datetime) -> Job:
             "completed_at": now,
             "updated_at": now,
             "lease_until": None,
+            "lease_id": None,
             "next_retry_at": None,
             "error_message": None,
             "error_kind": None,
@@ -222,6 +263,7 @@ def failed(
             if retry
             else None,
             "lease_until": None,
+            "lease_id": None,
             "updated_at": now,
         }
     )

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
 from viralspot.errors import ProviderError, ProviderTransient, ProviderUnauthorized
-from viralspot.jobs import Job, JobMessage, Priority, completed, failed
+from viralspot.jobs import Job, JobMessage, Priority, completed, failed, new_lease_id
 from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile
@@ -80,6 +80,7 @@ class Worker:
             now=now,
             lease_until=now + self.policy.lease,
             max_attempts=self.policy.max_attempts,
+            lease_id=new_lease_id(),
         )
         if job is None:
             logger.info(

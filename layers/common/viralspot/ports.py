@@ -11,6 +11,7 @@ from typing import Protocol
 from viralspot.analytics import ScoredReel
 from viralspot.jobs import Job, Priority
 from viralspot.profiles import Profile
+from viralspot.queue_stats import PositionFacts, QueueFacts
 
 
 class ProfileGuard(StrEnum):
@@ -30,11 +31,11 @@ class IntakeBlocked(Exception):
         self.profile = profile
 
 
-class WriteConflict(Exception):
-    """Another write on the same item was in flight; retrying will see its result."""
-
-
 class JobStore(Protocol):
+    def read(self, username: str) -> tuple[Job | None, Profile | None]:
+        """The job and the profile, strongly consistent, in one round trip."""
+        ...
+
     def create(
         self,
         job: Job,
@@ -50,12 +51,19 @@ class JobStore(Protocol):
 
     def get(self, username: str) -> Job | None: ...
 
-    def count_ahead(self, job: Job) -> int:
-        """Active jobs served before `job`: higher priority, or same and earlier."""
+    def mark_dispatched(self, job: Job, now: datetime) -> Job | None:
+        """Record that the job's message is in SQS; None if the job moved on."""
         ...
 
+    def position_facts(self, job: Job, cap: int) -> PositionFacts:
+        """Active jobs served before `job` (higher priority, or same and earlier),
+        exactly up to `cap`, and the queue counters for what lies beyond."""
+        ...
+
+    def queue_facts(self) -> QueueFacts: ...
+
     def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a still-PENDING `job` to `priority`; None if it is no longer waiting."""
+        """Move a waiting `job` (exactly as read) up to `priority`; None if it changed."""
         ...
 
 
@@ -78,6 +86,7 @@ class WorkerJobStore(Protocol):
         now: datetime,
         lease_until: datetime,
         max_attempts: int,
+        lease_id: str,
     ) -> Job | None: ...
 
     def finish(self, claimed: Job, outcome: Job) -> bool: ...

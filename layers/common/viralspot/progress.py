@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from viralspot.clock import to_iso
-from viralspot.jobs import Job, JobStatus, estimated_time
+from viralspot.clock import Clock, to_iso, utc_now
+from viralspot.jobs import Job, JobStatus
 from viralspot.ports import JobStore, ProfileReader
 from viralspot.profiles import Tier
+from viralspot.queue_stats import POSITION_CAP, position_of
 
 
 class StatusAnswer(BaseModel):
@@ -27,7 +28,9 @@ class StatusAnswer(BaseModel):
     completed_at: str | None = None
 
 
-def get_status(username: str, *, jobs: JobStore, profiles: ProfileReader) -> StatusAnswer:
+def get_status(
+    username: str, *, jobs: JobStore, profiles: ProfileReader, clock: Clock = utc_now
+) -> StatusAnswer:
     job = jobs.get(username)
     if job is None:
         profile = profiles.get(username)
@@ -47,10 +50,10 @@ def get_status(username: str, *, jobs: JobStore, profiles: ProfileReader) -> Sta
             status="not_found",
             message=f"Profile {username} has not been requested; POST /api/profile/{username}/request to queue it",
         )
-    return _status_of(job, jobs)
+    return _status_of(job, jobs, clock)
 
 
-def _status_of(job: Job, jobs: JobStore) -> StatusAnswer:
+def _status_of(job: Job, jobs: JobStore, clock: Clock) -> StatusAnswer:
     base = StatusAnswer(
         username=job.username,
         completed=job.status is JobStatus.COMPLETED,
@@ -66,13 +69,13 @@ def _status_of(job: Job, jobs: JobStore) -> StatusAnswer:
         completed_at=to_iso(job.completed_at) if job.completed_at else None,
     )
     if job.is_active:
-        position = 1 + jobs.count_ahead(job)
+        place = position_of(job, clock(), jobs.position_facts(job, POSITION_CAP))
         verb = "waiting in queue" if job.status is JobStatus.PENDING else "being processed"
         return base.model_copy(
             update={
                 "message": f"Profile {job.username} is {verb}",
-                "queue_position": position,
-                "estimated_time": estimated_time(position),
+                "queue_position": place.position,
+                "estimated_time": place.estimated_time,
             }
         )
     if job.status is JobStatus.COMPLETED:
