@@ -31,7 +31,7 @@ class QueueStatus(BaseModel):
     queues: dict[str, QueueDepth]
     dead_letters: int
     note: str = (
-        "Job counts cover live work (PENDING, PROCESSING, RETRY = failed awaiting retry),"
+        "Job counts cover live work (PENDING, PROCESSING, FAILED = awaiting retry),"
         " from the queue's counters: exact at rest, estimates under load."
     )
 

@@ -4,7 +4,7 @@ Counting live jobs through an index costs a read per job, so at a backlog of a
 million a status poll would read megabytes. Instead every job transition adds its
 delta to a counter, and readers sum a fixed number of counter shards:
 
-- net counts per state and priority (PENDING, PROCESSING, RETRY = FAILED awaiting
+- net counts per state and priority (PENDING, PROCESSING, FAILED = awaiting
   its retry): what queue-status shows, and the basis of positions beyond the cap;
 - monotonic totals per priority: ENQUEUED (a job became PENDING) and DONE (a job
   left the queue for good: completed or failed for good). Two readings of DONE
@@ -34,7 +34,7 @@ STAT_SHARDS = 8
 # Queue positions are exact up to this many jobs ahead, then estimated.
 POSITION_CAP = 100
 
-LIVE_STATES = ("PENDING", "PROCESSING", "RETRY")
+LIVE_STATES = ("PENDING", "PROCESSING", "FAILED")
 # A rate measured over less than this is noise.
 MIN_WINDOW = timedelta(minutes=3)
 TOTALS = ("ENQUEUED", "DONE")
@@ -49,7 +49,7 @@ def live_state(job: Job | None) -> str | None:
     if job.status is JobStatus.PROCESSING:
         return "PROCESSING"
     if job.awaiting_retry:
-        return "RETRY"
+        return "FAILED"
     return None
 
 

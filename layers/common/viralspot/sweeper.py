@@ -118,23 +118,29 @@ def sweep(
             lambda job: redispatch(job, store, dispatcher, clock),
         ),
     ]
-    # Each pass gets an equal share of what is left of the run's budget, so what one
-    # leaves unused goes to the passes after it.
-    for index, (kind, before, repair) in enumerate(passes):
-        share = (policy.max_jobs - report.examined) // (len(passes) - index)
-        used = 0
-        priorities: list[Priority | None] = [None] if kind is SweepKind.PROCESSING else [*Priority]
-        for priority in priorities:
-            due = store.due(kind, priority, before, page=max(1, min(policy.page_size, share)))
-            for job in islice(due, max(0, share - used)):
-                if time_left_ms() < policy.min_time_left_ms:
-                    report.stopped_early = True
-                    return report
-                used += 1
-                report.examined += 1
-                report.count(_isolated(repair, job))
-        if used >= share:
-            report.stopped_early = True
+    # Two rounds: first every kind of repair gets an equal share of the run, so a
+    # large first pass cannot starve the others; then what is left goes to the
+    # passes in order. Within a pass HIGH comes first.
+    share = max(1, policy.max_jobs // len(passes))
+    for round_share in (share, policy.max_jobs):
+        for kind, before, repair in passes:
+            allowed = min(round_share, policy.max_jobs - report.examined)
+            used = 0
+            priorities: list[Priority | None] = (
+                [None] if kind is SweepKind.PROCESSING else [*Priority]
+            )
+            for priority in priorities:
+                page = max(1, min(policy.page_size, allowed - used))
+                for job in islice(store.due(kind, priority, before, page=page), allowed - used):
+                    if time_left_ms() < policy.min_time_left_ms:
+                        report.stopped_early = True
+                        return report
+                    used += 1
+                    report.examined += 1
+                    report.count(_isolated(repair, job))
+            if report.examined >= policy.max_jobs:
+                report.stopped_early = True
+                return report
     return report
 
 

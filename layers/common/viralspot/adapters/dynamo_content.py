@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -77,7 +78,10 @@ class DynamoContentStore:
         pending: list[Any] = batch
         for round_number in range(MAX_UNPROCESSED_ROUNDS):
             try:
-                response = self.client.batch_write_item(RequestItems={self._table: pending})
+                response = aws.retry_conflicts(
+                    partial(self.client.batch_write_item, RequestItems={self._table: pending}),
+                    "write reels",
+                )
             except (ClientError, BotoCoreError) as exc:
                 raise aws.storage_error(exc, "write reels") from exc
             pending = list(response.get("UnprocessedItems", {}).get(self._table, []))
