@@ -144,7 +144,7 @@ def create_stack(
     for name, resource in ordered:
         props = resource.get("Properties", {})
         attributes = {
-            key: str(props[key])
+            key: str(stack.resolve(props[key]))
             for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
             if key in props
         }

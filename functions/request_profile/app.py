@@ -273,8 +273,10 @@ def queue_status() -> Response[Any]:
         queues=ctx.queues,
         urls={
             "high": settings.high_queue_url,
+            "medium": settings.medium_queue_url,
             "low": settings.low_queue_url,
             "high_dlq": settings.high_dlq_url,
+            "medium_dlq": settings.medium_dlq_url,
             "low_dlq": settings.low_dlq_url,
         },
     )
@@ -319,9 +321,10 @@ def redrive(
         name: (dlq, queue)
         for name, dlq, queue in (
             ("high", settings.high_dlq_url, settings.high_queue_url),
+            ("medium", settings.medium_dlq_url, settings.medium_queue_url),
             ("low", settings.low_dlq_url, settings.low_queue_url),
         )
-        if dlq
+        if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
     logger.info("redrive", extra={"moved": result.moved})

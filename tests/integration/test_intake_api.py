@@ -320,7 +320,7 @@ def test_stale_primary_is_queued_for_refresh(
         JobStatus.PENDING,
         0,
     )
-    assert [m["request_id"] for m in tables.messages("LowQueue")] == [data["request_id"]]
+    assert [m["request_id"] for m in tables.messages("MediumQueue")] == [data["request_id"]]
     assert sorted(aws_calls.calls) == NEW_CALLS
 
 
@@ -393,9 +393,9 @@ def test_high_request_upgrades_a_waiting_medium_job(
     assert stored is not None
     assert stored.priority is Priority.HIGH
     assert stored.request_id == first["data"]["request_id"]
-    # One job, two messages: the original on the low queue, the raise on the high one.
+    # One job, two messages: the original on the medium queue, the raise on the high one.
     assert [m["request_id"] for m in tables.messages("HighQueue")] == [data["request_id"]]
-    assert [m["request_id"] for m in tables.messages("LowQueue")] == [data["request_id"]]
+    assert [m["request_id"] for m in tables.messages("MediumQueue")] == [data["request_id"]]
     assert tables.job_count() == 1
     # The raise is a transaction (the job and its counters), then the send and its record.
     assert sorted(aws_calls.calls) == NEW_CALLS

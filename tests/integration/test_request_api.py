@@ -65,8 +65,8 @@ def test_status_of_unknown_profile_is_not_found(api: LocalApi) -> None:
     [
         ("frontend", "HighQueue", "HIGH"),
         ("admin", "HighQueue", "HIGH"),
-        ("api", "LowQueue", "MEDIUM"),
-        ("bulk", "LowQueue", "MEDIUM"),
+        ("api", "MediumQueue", "MEDIUM"),
+        ("bulk", "MediumQueue", "MEDIUM"),
         ("crawler", "LowQueue", "LOW"),
     ],
 )
@@ -75,11 +75,11 @@ def test_priority_by_source_routes_to_its_queue(
 ) -> None:
     _, _, body = api.request("POST", f"/api/profile/someone/request?source={source}")
     assert body["data"]["priority"] == priority
-    other = "LowQueue" if queue == "HighQueue" else "HighQueue"
     sent = drain(aws_env, stack.refs[queue])
     assert len(sent) == 1
     assert json.loads(sent[0]["Body"])["request_id"] == body["data"]["request_id"]
-    assert drain(aws_env, stack.refs[other]) == []
+    for other in {"HighQueue", "MediumQueue", "LowQueue"} - {queue}:
+        assert drain(aws_env, stack.refs[other]) == []
 
 
 def test_position_counts_higher_priority_and_earlier_jobs(api: LocalApi) -> None:

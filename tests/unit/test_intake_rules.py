@@ -133,8 +133,8 @@ def test_new_profile_is_queued_first_at_high_priority(svc: Intake) -> None:
     [
         (Source.FRONTEND, Priority.HIGH, QueueName.HIGH),
         (Source.ADMIN, Priority.HIGH, QueueName.HIGH),
-        (Source.API, Priority.MEDIUM, QueueName.LOW),
-        (Source.BULK, Priority.MEDIUM, QueueName.LOW),
+        (Source.API, Priority.MEDIUM, QueueName.MEDIUM),
+        (Source.BULK, Priority.MEDIUM, QueueName.MEDIUM),
         (Source.CRAWLER, Priority.LOW, QueueName.LOW),
     ],
 )
@@ -346,7 +346,7 @@ def test_secondary_profile_is_upgraded_to_a_full_analysis(svc: Intake) -> None:
     assert stored is not None
     assert stored.profile_type is ProfileType.UPGRADE
     assert [(q, j.request_id) for q, j in svc.dispatcher.sent] == [
-        (QueueName.LOW, answer.request_id)
+        (QueueName.MEDIUM, answer.request_id)
     ]
     # The read saw the secondary: one write, conditional on it still being one.
     assert svc.jobs.create_calls == 1
@@ -413,10 +413,10 @@ def test_high_request_raises_a_waiting_lower_priority_job(svc: Intake, waiting: 
     assert stored.priority is Priority.HIGH
     assert stored.request_id == first.request_id
     assert stored.updated_at == svc.now
-    # The original message stays on the low queue; a copy goes to the high queue.
+    # The original message stays on its queue; a copy goes to the high queue.
     assert Priority.HIGH.queue is QueueName.HIGH
     assert [j.request_id for j in svc.dispatcher.on(QueueName.HIGH)] == [first.request_id]
-    assert [j.request_id for j in svc.dispatcher.on(QueueName.LOW)] == [first.request_id]
+    assert [j.request_id for j in svc.dispatcher.on(first.priority.queue)] == [first.request_id]
     assert len(svc.jobs.all()) == 1
 
 
@@ -447,13 +447,13 @@ def test_lower_or_equal_request_leaves_the_priority_alone(
     assert len(svc.dispatcher.sent) == 1
 
 
-def test_medium_request_raises_a_waiting_low_job_without_a_second_message(svc: Intake) -> None:
+def test_medium_request_moves_a_waiting_low_job_to_the_medium_queue(svc: Intake) -> None:
     first = svc.request("natgeo", Source.CRAWLER).answer
     answer = svc.request("natgeo", Source.API).answer
     assert answer.priority is Priority.MEDIUM
     assert answer.upgraded is True
-    # Same (low) queue: the waiting message already serves; a copy would only be
-    # claimed and dropped in the scarce low-queue slots.
+    # A copy on the medium queue: the original may wait behind a crawler backlog.
+    assert [j.request_id for j in svc.dispatcher.on(QueueName.MEDIUM)] == [first.request_id]
     assert [j.request_id for j in svc.dispatcher.on(QueueName.LOW)] == [first.request_id]
     assert svc.dispatcher.on(QueueName.HIGH) == []
 

@@ -40,7 +40,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         profiles=DynamoProfileStore(settings.profiles_table),
         content=DynamoContentStore(settings.content_table),
         dispatcher=SqsDispatcher(
-            {QueueName.HIGH: settings.high_queue_url, QueueName.LOW: settings.low_queue_url}
+            {QueueName(name): url for name, url in settings.queue_urls().items()}
         ),
         queues=SqsQueues(),
         policy=IntakePolicy(stale_after=timedelta(days=settings.profile_stale_after_days)),

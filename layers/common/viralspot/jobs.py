@@ -39,17 +39,24 @@ class Priority(StrEnum):
 
     @property
     def queue(self) -> QueueName:
-        # MEDIUM shares the low queue: its capped concurrency is what keeps bulk and
-        # crawler work from starving a person's request on the high queue.
-        return QueueName.HIGH if self is Priority.HIGH else QueueName.LOW
+        # One queue per priority (DESIGN.md "Priority"): no work of another priority
+        # sits ahead of a person's request, and a MEDIUM request never waits behind a
+        # crawler backlog; each queue's concurrency is capped on its own.
+        return _QUEUE[self]
 
 
 class QueueName(StrEnum):
     HIGH = "high"
+    MEDIUM = "medium"
     LOW = "low"
 
 
 _RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+_QUEUE = {
+    Priority.HIGH: QueueName.HIGH,
+    Priority.MEDIUM: QueueName.MEDIUM,
+    Priority.LOW: QueueName.LOW,
+}
 
 PRIORITY_BY_SOURCE = {
     Source.FRONTEND: Priority.HIGH,
