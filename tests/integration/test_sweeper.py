@@ -22,6 +22,9 @@ from viralspot.providers import ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
 from viralspot.sweeper import Repair, SweepReport
 
+# DynamoDB decides every answer here: each test runs on moto and on DynamoDB Local.
+pytestmark = pytest.mark.ddblocal
+
 
 def run_sweep(clock: StepClock) -> SweepReport:
     ctx = bootstrap.build(get_settings(), clock)

@@ -26,6 +26,9 @@ from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
 
+# DynamoDB decides every answer here: each test runs on moto and on DynamoDB Local.
+pytestmark = pytest.mark.ddblocal
+
 
 def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
     handler = handler_for("ProcessProfileFunction", stack.template)
