@@ -50,13 +50,18 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def dynamodb_local() -> Iterator[ddbl.DynamoDBLocal]:
+def dynamodb_local_installed() -> None:
+    """Skips, saying why, where DynamoDB Local cannot run (no java, jar not fetched)."""
     reason = ddbl.unavailable_reason()
     if reason:
-        # CI has java and npm: there, a missing engine is a broken build, not a skip.
+        # CI has java and npm (.ci/run): there a missing engine is a broken build.
         if os.environ.get("DYNAMODB_LOCAL_REQUIRED"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(dynamodb_local_installed: None) -> Iterator[ddbl.DynamoDBLocal]:
     with ddbl.running() as local:
         yield local
 

@@ -58,13 +58,6 @@ def test_tables_carry_the_templates_keys_and_indexes(stack: Stack, aws_env: Emul
 # -- the engine's own lifecycle --------------------------------------------------------------
 
 
-@pytest.fixture
-def installed() -> None:
-    reason = ddbl.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-
-
 def _refuses_connections(url: str) -> bool:
     host, port = url.removeprefix("http://").split(":")
     try:
@@ -81,7 +74,7 @@ def _interrupted_run(seen: dict[str, Any]) -> None:
         raise KeyboardInterrupt  # Ctrl-C in the middle of a test
 
 
-@pytest.mark.usefixtures("installed")
+@pytest.mark.usefixtures("dynamodb_local_installed")
 def test_engine_is_stopped_when_the_run_is_interrupted() -> None:
     seen: dict[str, Any] = {}
     with pytest.raises(KeyboardInterrupt):
@@ -99,7 +92,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-@pytest.mark.usefixtures("installed")
+@pytest.mark.usefixtures("dynamodb_local_installed")
 def test_engine_dies_with_a_test_process_that_is_killed_outright() -> None:
     """SIGKILL runs no cleanup (a CI timeout, an OOM kill): the kernel stops the JVM."""
     script = (
