@@ -34,7 +34,7 @@ from viralspot.jobs import Priority
 THREADS = 50
 ROUNDS = 5
 
-# DynamoDB decides every answer here: each test runs on moto and on DynamoDB Local.
+# The race is decided by DynamoDB itself: every test here runs on moto and on DynamoDB Local.
 pytestmark = pytest.mark.ddblocal
 
 

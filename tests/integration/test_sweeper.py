@@ -22,9 +22,6 @@ from viralspot.providers import ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
 from viralspot.sweeper import Repair, SweepReport
 
-# DynamoDB decides every answer here: each test runs on moto and on DynamoDB Local.
-pytestmark = pytest.mark.ddblocal
-
 
 def run_sweep(clock: StepClock) -> SweepReport:
     ctx = bootstrap.build(get_settings(), clock)
@@ -52,6 +49,7 @@ def request(api: LocalApi, username: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.ddblocal
 def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,6 +101,7 @@ class DiesAfterProfile:
         return []
 
 
+@pytest.mark.ddblocal
 def test_worker_dies_then_lease_expiry_retry_completes_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -185,6 +184,7 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
     assert provider.calls == 3
 
 
+@pytest.mark.ddblocal
 def test_not_found_fails_at_once_and_is_never_retried(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -202,6 +202,7 @@ def test_not_found_fails_at_once_and_is_never_retried(
     assert status["data"]["error_kind"] == "permanent"
 
 
+@pytest.mark.ddblocal
 def test_lease_expired_on_last_attempt_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -229,6 +230,7 @@ def test_lease_expired_on_last_attempt_fails_for_good(
     assert fresh["request_id"] != final.request_id
 
 
+@pytest.mark.ddblocal
 def test_two_sweeps_at_once_dispatch_a_due_job_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -278,6 +280,7 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
     assert sorted(sent) == ["alpha", "bravo", "charlie"]
 
 
+@pytest.mark.ddblocal
 def test_sweep_work_is_bounded_per_run(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

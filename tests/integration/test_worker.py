@@ -26,9 +26,6 @@ from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
 
-# DynamoDB decides every answer here: each test runs on moto and on DynamoDB Local.
-pytestmark = pytest.mark.ddblocal
-
 
 def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
     handler = handler_for("ProcessProfileFunction", stack.template)
@@ -53,6 +50,7 @@ def make_worker(provider: ProfileProvider, clock: Callable[[], datetime]) -> Wor
     return bootstrap.build_worker(ctx, provider)
 
 
+@pytest.mark.ddblocal
 def test_request_to_processed_profile_end_to_end(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -137,6 +135,7 @@ def test_discovered_profile_does_not_discover_further_and_is_upgraded(
     assert drain(aws_env, stack.refs["LowQueue"]) == []
 
 
+@pytest.mark.ddblocal
 def test_secondary_never_overwrites_a_primary(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -167,6 +166,7 @@ def secondary_profile(username: str) -> Profile:
     return Profile(username=username, tier=Tier.SECONDARY, discovered_from="natgeo")
 
 
+@pytest.mark.ddblocal
 def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
     message = drain(aws_env, stack.refs["HighQueue"])[0]
@@ -191,6 +191,7 @@ def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emul
     assert job.attempts == 1
 
 
+@pytest.mark.ddblocal
 def test_old_request_id_and_finished_job_are_acknowledged(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -231,6 +232,7 @@ class CrashingContent:
         raise SystemExit("container killed mid-pipeline")
 
 
+@pytest.mark.ddblocal
 def test_crash_mid_pipeline_is_completed_by_next_delivery_after_lease(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -324,6 +326,7 @@ def test_permanent_failure_fails_at_once_and_new_request_starts_fresh(
     assert again["data"]["request_id"] != data["request_id"]
 
 
+@pytest.mark.ddblocal
 def test_third_transient_failure_is_final(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
