@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit cfn-lint checkov security run bench sam-build sam-validate clean
+.PHONY: install test lint typecheck unit cfn-lint checkov security run bench sam-build sam-validate clean \
+        dynamodb-local
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +27,38 @@ typecheck: $(STAMP)
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint infra/template.yaml
 
-unit: $(STAMP)
+unit: $(STAMP) dynamodb-local
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# DynamoDB Local, AWS's own engine, for the tests and benchmarks whose answer depends on
+# DynamoDB itself (devstack/dynamodb_local.py runs it). AWS ships it inside this npm
+# package; the tarball is checked against npm's sha512 integrity pinned here
+# (`npm view amplify-dynamodb-simulator@VERSION dist.integrity`), so a change upstream
+# fails loudly. Without java or npm it says so and succeeds: those tests then skip.
+DDBL_PACKAGE   := amplify-dynamodb-simulator
+DDBL_VERSION   := 2.9.30
+DDBL_INTEGRITY := sha512-xTeeRLvzEfqyd5lh3bH4c0kHvSHHmmhD5ZDsHFKAQ5g2Zl6JqlFdutaQhCLHzxEp6Ry1o7TB6niIoXuQAnSewQ==
+DDBL_DIR       := .cache/dynamodb-local
+DDBL_STAMP     := $(DDBL_DIR)/.installed-$(DDBL_VERSION)
+SRI_SHA512     := import base64, hashlib, sys; \
+	print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())
+
+dynamodb-local:
+	@if [ -f $(DDBL_STAMP) ]; then exit 0; fi; \
+	if ! command -v java >/dev/null 2>&1; then \
+		echo "DynamoDB Local not fetched: java not found (install a Java 17+ runtime, then run make dynamodb-local); its tests will skip"; exit 0; fi; \
+	if ! command -v npm >/dev/null 2>&1; then \
+		echo "DynamoDB Local not fetched: npm not found (install npm, then run make dynamodb-local); its tests will skip"; exit 0; fi; \
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "Fetching DynamoDB Local ($(DDBL_PACKAGE)@$(DDBL_VERSION)) into $(DDBL_DIR)"; \
+	tarball=$$(cd "$$tmp" && npm pack --silent $(DDBL_PACKAGE)@$(DDBL_VERSION)); \
+	got=$$($(PYTHON) -c '$(SRI_SHA512)' "$$tmp/$$tarball"); \
+	if [ "$$got" != "$(DDBL_INTEGRITY)" ]; then \
+		echo "DynamoDB Local: $$tarball has integrity $$got, expected $(DDBL_INTEGRITY)"; exit 1; fi; \
+	tar -xzf "$$tmp/$$tarball" -C "$$tmp" package/emulator; \
+	rm -rf $(DDBL_DIR); mkdir -p $(DDBL_DIR); \
+	mv "$$tmp"/package/emulator/* $(DDBL_DIR)/; \
+	touch $(DDBL_STAMP)
 
 # checkov pins an older boto3/botocore than the project's, so it gets a virtualenv of
 # its own (inside .venv, so `make clean` removes it). Skips, with reasons: .checkov.yaml.
@@ -57,7 +88,7 @@ run: $(STAMP)
 
 # One table per benchmark (docs/benchmarks.md). Sizes can be overridden per script,
 # e.g. make bench BENCH_LOAD_ARGS="--requests 500" BENCH_COLDSTART_ARGS=--no-sam
-bench: $(STAMP)
+bench: $(STAMP) dynamodb-local
 	@echo "== bench/intake.py: AWS calls and latency per request path"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/intake.py $(BENCH_INTAKE_ARGS)
 	@echo "== bench/pipeline.py: DynamoDB calls per processed profile"
@@ -79,4 +110,4 @@ sam-build:
 	sam build -t infra/template.yaml
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .cache

@@ -12,10 +12,11 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack import dynamodb_local as ddbl
 from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.template import Stack, create_stack, load_template
 from viralspot import bootstrap
@@ -49,13 +50,21 @@ class Calls:
 
 
 @contextmanager
-def local_stack() -> Iterator[tuple[Emulator, Stack, Calls]]:
-    emulator = Emulator().start()
-    try:
+def local_stack(*, dynamodb_local: bool = False) -> Iterator[tuple[Emulator, Stack, Calls]]:
+    """The template's stack on moto; with `dynamodb_local`, DynamoDB on DynamoDB Local
+    (AWS's own engine: real ConsumedCapacity, real index behaviour), SQS still on moto.
+    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB."""
+    with ExitStack() as cleanup:
+        emulator = Emulator().start()
+        cleanup.callback(emulator.stop)
+        if dynamodb_local:
+            local = cleanup.enter_context(ddbl.running())
+            emulator = emulator.with_dynamodb_at(local.url)
         template = load_template()
         stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
         os.environ.update(EMULATOR_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.update(emulator.endpoint_environment())
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["LOG_LEVEL"] = "WARNING"
         for function_id, resource in template["Resources"].items():
@@ -68,8 +77,6 @@ def local_stack() -> Iterator[tuple[Emulator, Stack, Calls]]:
             client.meta.events.register("before-call.*.*", calls.before)
             client.meta.events.register("after-call.*.*", calls.after)
         yield emulator, stack, calls
-    finally:
-        emulator.stop()
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:

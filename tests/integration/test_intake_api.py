@@ -375,6 +375,7 @@ def test_failed_for_good_starts_a_fresh_job(api: LocalApi, tables: Tables) -> No
     )
 
 
+@pytest.mark.ddblocal
 def test_high_request_upgrades_a_waiting_medium_job(
     api: LocalApi, tables: Tables, aws_calls: CallCounter
 ) -> None:
@@ -406,6 +407,7 @@ def test_high_request_upgrades_a_waiting_medium_job(
 # twice nor lowers a job someone else raised.
 
 
+@pytest.mark.ddblocal
 def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Tables) -> None:
     """Two HIGH requests for a waiting LOW job, interleaved deterministically: B runs
     entirely between A's read and A's raise, as two Lambda instances can. Both saw
@@ -438,6 +440,7 @@ def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Table
     assert a["data"].get("upgraded") is None
 
 
+@pytest.mark.ddblocal
 def test_raise_on_a_stale_snapshot_neither_repeats_nor_lowers(
     api: LocalApi, tables: Tables
 ) -> None:

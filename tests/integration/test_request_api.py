@@ -13,6 +13,7 @@ from tests.conftest import CallCounter
 from tests.support import drain
 
 
+@pytest.mark.ddblocal
 def test_new_request_answers_queued_with_position(api: LocalApi) -> None:
     status, _, body = api.request("POST", "/api/profile/natgeo/request")
     assert status == 200
@@ -29,6 +30,7 @@ def test_new_request_answers_queued_with_position(api: LocalApi) -> None:
     assert "fallback_mode" not in data
 
 
+@pytest.mark.ddblocal
 def test_same_request_again_is_already_in_queue_with_same_request_id(api: LocalApi) -> None:
     _, _, first = api.request("POST", "/api/profile/natgeo/request")
     _, _, second = api.request("POST", "/api/profile/%40NatGeo/request")
@@ -41,6 +43,7 @@ def test_same_request_again_is_already_in_queue_with_same_request_id(api: LocalA
     assert data["queue_position"] == 1
 
 
+@pytest.mark.ddblocal
 def test_status_shows_pending_job(api: LocalApi) -> None:
     api.request("POST", "/api/profile/natgeo/request?source=api")
     status, _, body = api.request("GET", "/api/profile/NatGeo/status")
@@ -82,6 +85,7 @@ def test_priority_by_source_routes_to_its_queue(
         assert drain(aws_env, stack.refs[other]) == []
 
 
+@pytest.mark.ddblocal
 def test_position_counts_higher_priority_and_earlier_jobs(api: LocalApi) -> None:
     api.request("POST", "/api/profile/low_one/request?source=crawler")
     api.request("POST", "/api/profile/medium_one/request?source=api")

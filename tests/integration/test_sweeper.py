@@ -49,6 +49,7 @@ def request(api: LocalApi, username: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.ddblocal
 def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +101,7 @@ class DiesAfterProfile:
         return []
 
 
+@pytest.mark.ddblocal
 def test_worker_dies_then_lease_expiry_retry_completes_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -182,6 +184,7 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
     assert provider.calls == 3
 
 
+@pytest.mark.ddblocal
 def test_not_found_fails_at_once_and_is_never_retried(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -199,6 +202,7 @@ def test_not_found_fails_at_once_and_is_never_retried(
     assert status["data"]["error_kind"] == "permanent"
 
 
+@pytest.mark.ddblocal
 def test_lease_expired_on_last_attempt_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -238,6 +242,7 @@ def unsent(api: LocalApi, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
             assert request(api, name)["fallback_mode"] is True
 
 
+@pytest.mark.ddblocal
 def test_two_sweeps_at_once_dispatch_a_due_job_once(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,6 +287,7 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
     assert sorted(sent) == ["alpha", "bravo", "charlie"]
 
 
+@pytest.mark.ddblocal
 def test_sweep_work_is_bounded_per_run(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
