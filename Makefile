@@ -87,6 +87,8 @@ bench: $(STAMP)
 	PYTHONPATH=layers/common:. $(BIN)/python bench/coldstart.py $(BENCH_COLDSTART_ARGS)
 	@echo "== bench/load.py: concurrent load on the local stack"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
+	@echo "== bench/cost.py: what AWS bills, idle and per 1,000 requests"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/cost.py $(BENCH_COST_ARGS)
 
 # Needs the SAM CLI (pip install aws-sam-cli) and a python3.13 on PATH. samconfig.toml
 # names the template for every sam command (a -t here would make SAM ignore it).
