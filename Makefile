@@ -6,9 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install test lint typecheck unit cfn-lint checkov security run bench sam-build sam-validate clean \
-        dynamodb-local
+        dynamodb-local invoke event layer-lock
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt layers/common/requirements.in layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -83,8 +83,24 @@ security: $(STAMP) checkov
 
 test: lint typecheck cfn-lint checkov unit
 
+# ARGS goes to the command, e.g. make run ARGS="--no-workers --no-schedules" (jobs wait
+# for `make event` / `make invoke`), make invoke ... ARGS="--parameter-overrides K=V".
 run: $(STAMP)
-	$(BIN)/python -m devstack
+	$(BIN)/python -m devstack $(ARGS)
+
+# Against a running `make run`, in-process (no Docker): one function on one event, e.g.
+#   make invoke FUNCTION=RequestProfileFunction EVENT=events/api_request_profile.json
+# Only the function's answer goes to stdout; its logs go to stderr.
+invoke: $(STAMP)
+	@if [ -z "$(FUNCTION)" ] || [ -z "$(EVENT)" ]; then \
+		echo "usage: make invoke FUNCTION=<logical id in infra/template.yaml> EVENT=<event file>" >&2; exit 2; fi
+	@$(BIN)/python -m devstack invoke $(FUNCTION) $(EVENT) $(ARGS)
+
+# The next message of a local queue (QUEUE=high or low) as the SQS event its worker
+# gets, taken off the queue, in .events/$(QUEUE).json: a worker event for a real job.
+QUEUE ?= high
+event: $(STAMP)
+	@$(BIN)/python -m devstack event $(QUEUE) --out .events/$(QUEUE).json $(ARGS)
 
 # One table per benchmark (docs/benchmarks.md). Sizes can be overridden per script,
 # e.g. make bench BENCH_LOAD_ARGS="--requests 500" BENCH_COLDSTART_ARGS=--no-sam
@@ -101,13 +117,38 @@ bench: $(STAMP) dynamodb-local
 	PYTHONPATH=layers/common:. $(BIN)/python bench/coldstart.py $(BENCH_COLDSTART_ARGS)
 	@echo "== bench/load.py: concurrent load on the local stack"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
+	@echo "== bench/cost.py: what AWS bills, idle and per 1,000 requests"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/cost.py $(BENCH_COST_ARGS)
 
-# Needs the SAM CLI (pip install aws-sam-cli) and a python3.13 on PATH.
+# Needs the SAM CLI (pip install aws-sam-cli) and a python3.13 on PATH. samconfig.toml
+# names the template for every sam command (a -t here would make SAM ignore it).
 sam-validate:
-	sam validate --lint -t infra/template.yaml
+	sam validate --lint
 
-sam-build:
-	sam build -t infra/template.yaml
+# Then checks that the layer holds exactly the versions layers/common/requirements.txt
+# pins (the ones the tests run).
+sam-build: $(STAMP)
+	sam build
+	$(BIN)/python -m devstack.pins .aws-sam/build/CommonLayer/python
+
+# layers/common/requirements.txt: every layer dependency pinned, with hashes, for the
+# Lambda runtime (Python 3.13, x86_64), resolved by uv from requirements.in. The layer
+# (layers/common/Makefile) installs from it hash-checked; make install constrains the
+# test environment to it.
+UV_VERSION := 0.13.9
+UV_VENV    := $(VENV)/tools/uv
+UV_STAMP   := $(UV_VENV)/.installed-$(UV_VERSION)
+
+$(UV_STAMP):
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	touch $@
+
+layer-lock: $(UV_STAMP)
+	cd layers/common && ../../$(UV_VENV)/bin/uv pip compile requirements.in \
+		--generate-hashes --python-version 3.13 --python-platform x86_64-manylinux2014 \
+		--custom-compile-command "make layer-lock" --quiet -o requirements.txt
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .cache

@@ -62,13 +62,18 @@ class Emulator:
             pass
 
     def client(self, service: str) -> Any:
-        return boto3.session.Session().client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint(service),
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy
-        )
+        return client_for(self.endpoint(service), service)
+
+
+def client_for(url: str, service: str) -> Any:
+    """A client of an emulator at `url`, this process's or another's (`make run`)."""
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy
+    )
 
 
 # Environment every handler gets on the emulator, on top of what the template sets.
