@@ -65,6 +65,7 @@ from viralspot.jobs import (
     completed,
     failed,
     new_job,
+    raised_for,
 )
 from viralspot.pipeline import PipelinePolicy, Result, Worker
 from viralspot.ports import IntakeBlocked, ProfileGuard
@@ -363,6 +364,12 @@ class JobLifecycle(RuleBasedStateMachine):
             assert job.request_id == answer.request_id
             assert job.is_active or job.awaiting_retry
             self.promised.append((username, answer.request_id))
+        elif answer.skip_reason == "failed":
+            # Crawling leaves a person's failed job as the person's answer.
+            assert source is Source.CRAWLER
+            assert job is not None
+            assert job.failed_for_good
+            assert job.source is not Source.CRAWLER
         else:
             assert answer.skip_reason in ("recently_completed", "already_processed")
             profile = self.profiles.get(username)
@@ -584,7 +591,9 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
     if op == "mark":
         return _dump(store.mark_dispatched(args["job"], args["now"]))
     if op == "raise":
-        return _dump(store.raise_priority(args["job"], Priority.HIGH, args["now"]))
+        return store.raise_priority(
+            args["job"], raised_for(args["job"], Source.FRONTEND, args["now"])
+        )
     due = store.due(args["kind"], args["priority"], args["before"], page=2)
     return sorted(job.username for job in due)
 

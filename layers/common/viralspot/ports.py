@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from viralspot.analytics import ScoredReel
-from viralspot.jobs import Job, Priority
+from viralspot.jobs import Job
 from viralspot.profiles import Profile
 from viralspot.queue_stats import PositionFacts, QueueFacts
 
@@ -20,6 +20,7 @@ class ProfileGuard(StrEnum):
     ABSENT = "absent"
     SECONDARY = "secondary"
     STALE = "stale"
+    CRAWLED = "crawled"  # a fresh primary analysed only at crawl depth
 
 
 class IntakeBlocked(Exception):
@@ -62,8 +63,8 @@ class JobStore(Protocol):
 
     def queue_facts(self) -> QueueFacts: ...
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a waiting `job` (exactly as read) up to `priority`; None if it changed."""
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        """Store `raised` over a waiting `job` still exactly as read; False if it changed."""
         ...
 
 

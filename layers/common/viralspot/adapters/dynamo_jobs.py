@@ -34,7 +34,7 @@ from viralspot.adapters.codec import deserialize, serialize, value
 from viralspot.adapters.dynamo_profiles import profile_from_item
 from viralspot.clock import from_iso, to_iso
 from viralspot.errors import StorageUnavailable
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
+from viralspot.jobs import Analysis, Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile
 from viralspot.queue_stats import (
@@ -81,6 +81,7 @@ _PROFILE_GUARDS = {
     ProfileGuard.STALE: (
         "tier = :primary AND (attribute_not_exists(last_scraped_at) OR last_scraped_at < :stale_before)"
     ),
+    ProfileGuard.CRAWLED: "tier = :primary AND analysis = :crawl",
 }
 
 # DESIGN.md: a new job may replace no job, a COMPLETED one older than the recent
@@ -202,6 +203,9 @@ class DynamoJobStore:
         elif guard is ProfileGuard.STALE:
             profile_values[":primary"] = value("primary")
             profile_values[":stale_before"] = value(to_iso(stale_before))
+        elif guard is ProfileGuard.CRAWLED:
+            profile_values[":primary"] = value("primary")
+            profile_values[":crawl"] = value(Analysis.CRAWL.value)
         condition_check: dict[str, Any] = {
             "TableName": self._profiles_table,
             "Key": {"username": value(job.username)},
@@ -326,27 +330,13 @@ class DynamoJobStore:
             return None
         return total
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a waiting `job` up to `priority`, conditional on the version read
-        (`updated_at`), together with its counters; None if the job is not as seen."""
-        if priority.rank >= job.priority.rank or not (
-            job.status is JobStatus.PENDING or job.awaiting_retry
-        ):
-            return None
-        moves_queue = priority.queue is not job.priority.queue
-        raised = job.model_copy(
-            update={
-                "priority": priority,
-                "updated_at": now,
-                # A PENDING job moving to another queue needs a message there: until
-                # it is confirmed, the sweeper treats the job as unsent.
-                "dispatched_at": None if moves_queue else job.dispatched_at,
-            }
-        )
-        items: list[Any] = [
-            {"Put": self._conditional_put(raised, job, "raise priority")},
-            {"Update": self._counter_update(transition(job, raised))},
-        ]
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        """Store `raised` over a waiting `job`, conditional on the version read, together
+        with its counters; False if the job is no longer as seen."""
+        items: list[Any] = [{"Put": self._conditional_put(raised, job, "raise priority")}]
+        delta = transition(job, raised)
+        if delta:
+            items.append({"Update": self._counter_update(delta)})
         try:
             self._write(
                 lambda: self.client.transact_write_items(TransactItems=items), "raise priority"
@@ -355,11 +345,11 @@ class DynamoJobStore:
             if aws.error_code(exc) == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    return None
+                    return False
             raise aws.storage_error(exc, "raise priority") from exc
         except BotoCoreError as exc:
             raise aws.storage_error(exc, "raise priority") from exc
-        return raised
+        return True
 
     # -- worker ---------------------------------------------------------------
 
