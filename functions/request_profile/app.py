@@ -181,7 +181,9 @@ def _record(decision: intake.Decision) -> None:
 def profile_status(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
     ctx = bootstrap.context()
-    answer = progress.get_status(name, jobs=ctx.jobs, profiles=ctx.profiles, clock=ctx.clock)
+    answer = progress.get_status(
+        name, jobs=ctx.jobs, stale_after=ctx.policy.stale_after, clock=ctx.clock
+    )
     return _json(HTTPStatus.OK, success_body(answer))
 
 

@@ -6,8 +6,8 @@ Same conditional semantics as the DynamoDB adapters, condition by condition:
   (status = PENDING OR (status = PROCESSING AND lease_until < :now))`; then
   PROCESSING, attempts + 1, last_attempt = updated_at = now, the new lease, no
   next_retry_at.
-- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING and
-  `lease_until` are still those of the claim.
+- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING,
+  `lease_until` and `updated_at` are still those of the claim.
 - `replace` (DynamoJobStore.replace): put if `request_id`, `status` and `updated_at`
   (and, for a waiting job, `dispatched_at`) are still those of the version read.
 - `due` (DynamoJobStore.due): the SweepIndex query over every shard. The index keys
@@ -87,6 +87,7 @@ class MemoryWorkerJobStore(MemoryJobStore):
                 or current.request_id != claimed.request_id
                 or current.status is not JobStatus.PROCESSING
                 or not _same_instant(current.lease_until, claimed.lease_until)
+                or not _same_instant(current.updated_at, claimed.updated_at)
             ):
                 return False
             self._store(current, outcome)
@@ -182,6 +183,13 @@ class MemoryContent:
             self.writes += 1
             for reel in reels:
                 self.items[(username, reel.shortcode)] = reel
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        with self._lock:
+            stale = [key for key in self.items if key[0] == username and key[1] not in keep]
+            for key in stale:
+                del self.items[key]
+            return len(stale)
 
     def reels_of(self, username: str) -> list[ScoredReel]:
         with self._lock:

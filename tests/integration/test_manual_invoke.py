@@ -97,8 +97,8 @@ def test_event_and_invoke_say_what_is_wrong(
     sweep = str(EVENTS / "scheduled_sweep.json")
     assert running.main(["event", "high", "--wait", "0", *url]) == 2
     assert "no message waiting on HighQueue" in capsys.readouterr().err
-    assert running.main(["event", "medium", *url]) == 2
-    assert "no queue 'medium'" in capsys.readouterr().err
+    assert running.main(["event", "urgent", *url]) == 2
+    assert "no queue 'urgent'" in capsys.readouterr().err
     assert running.main(["invoke", "Nope", sweep, *url]) == 2
     assert "Nope is not a function of the template" in capsys.readouterr().err
     aws_env.reset()  # no stack on the emulator any more

@@ -507,11 +507,11 @@ def test_stalled_worker_loses_its_claim_to_the_redelivered_copy() -> None:
     machine.teardown()
 
 
-def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
+def test_crash_before_storing_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     machine = JobLifecycle()
     machine.build()
     machine.request("alpha", Source.FRONTEND, send_fails=False)
-    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    assert machine._process(machine.queue.messages.pop(), "crash_fetch") is None
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.PROCESSING
@@ -528,6 +528,23 @@ def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
+
+
+def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it() -> None:
+    """The attempt died after its analysis was stored: the sweeper completes the job,
+    as a new request would answer already processed (DESIGN.md "One answer")."""
+    machine = JobLifecycle()
+    machine.build()
+    machine.request("alpha", Source.FRONTEND, send_fails=False)
+    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    machine.queue.messages.clear()
+    machine.advance(241)
+    machine.sweep(send_fails=False)
+    job = machine.jobs.get("alpha")
+    assert job is not None
+    assert job.status is JobStatus.COMPLETED
+    assert job.attempts == 1
+    machine.teardown()
 
 
 @pytest.mark.parametrize("outcome", ["transient", "crash_fetch"])

@@ -14,10 +14,11 @@ from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.adapters.sqs_queues import SqsQueues
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
+from viralspot.errors import ProviderUnauthorized
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
-from viralspot.providers import ProfileProvider
+from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.sweeper import SweepPolicy
 
 
@@ -62,7 +63,9 @@ def provider_for(settings: Settings) -> ProfileProvider:
         from viralspot.providers.rapidapi import rapidapi_from_parameters
 
         if not settings.rapidapi_key_parameter:
-            raise RuntimeError("PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)")
+            raise ProviderUnauthorized(
+                "PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)"
+            )
         return rapidapi_from_parameters(settings.rapidapi_key_parameter, settings.rapidapi_host)
     return _sample_provider()
 
@@ -112,9 +115,34 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
     )
 
 
+class LazyProvider:
+    """The configured provider, built on first use inside the job's attempt: a key
+    that is missing or unreadable then pauses that job (ProviderUnauthorized) like a
+    rejected one, instead of failing the message before any job is claimed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: ProfileProvider | None = None
+        self.name: str = settings.provider
+
+    def _provider(self) -> ProfileProvider:
+        if self._built is None:
+            self._built = provider_for(self._settings)
+        return self._built
+
+    def fetch_profile(self, username: str) -> ProviderProfile:
+        return self._provider().fetch_profile(username)
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        return self._provider().fetch_reels(username, target)
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return self._provider().fetch_similar(username, limit)
+
+
 def worker() -> Worker:
     ctx = context()
-    return build_worker(ctx, provider_for(ctx.settings))
+    return build_worker(ctx, LazyProvider(ctx.settings))
 
 
 def sweep_policy(settings: Settings) -> SweepPolicy:

@@ -38,6 +38,8 @@ class Settings(BaseModel):
     backoff_base_seconds: float = Field(default=60, gt=0)
     pending_grace_minutes: float = Field(default=5, gt=0)
     sweep_max_jobs: int = Field(default=500, ge=1)
+    # The queues' maxReceiveCount: a message failing on this delivery is dead-lettered.
+    max_receive_count: int = Field(default=3, ge=1)
     # The queues' MessageRetentionPeriod: a job whose message is older is sent again.
     queue_retention_seconds: int = Field(default=345_600, ge=7_200)
 
@@ -76,6 +78,7 @@ _ENV = {
     "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
     "sweep_max_jobs": "SWEEP_MAX_JOBS",
+    "max_receive_count": "MAX_RECEIVE_COUNT",
     "queue_retention_seconds": "QUEUE_RETENTION_SECONDS",
     "provider": "PROVIDER",
     "rapidapi_host": "RAPIDAPI_HOST",

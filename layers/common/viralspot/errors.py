@@ -67,7 +67,23 @@ class ProfileNotFound(ProviderError):
     kind = ErrorKind.PERMANENT
 
 
-class ProviderUnauthorized(ProviderError):
-    """The provider refused our credentials: an operator problem, retrying cannot help."""
+class ProviderSystemic(ProviderError):
+    """A fault that is not the job's (DESIGN.md "Systemic faults pause"): the job is
+    given back without charging an attempt and completes once the cause is fixed."""
 
-    kind = ErrorKind.PERMANENT
+    kind = ErrorKind.TRANSIENT
+    # What a person polling the status is told the job waits for.
+    waiting_for = "the data provider to be reachable"
+
+
+class ProviderUnauthorized(ProviderSystemic):
+    """Our provider key is missing, unreadable or refused (401/403): the operator's to
+    fix; no job fails because of it."""
+
+    waiting_for = "the data provider to accept our key (the operator has been alerted)"
+
+
+class ProviderUnavailable(ProviderSystemic):
+    """The provider cannot be reached at all, or says it is down (502/503/504)."""
+
+    waiting_for = "the data provider, which is down, to come back"

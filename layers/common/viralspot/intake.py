@@ -162,7 +162,14 @@ def request_profile(
             if answer is not None:
                 return answer
             continue
-        return _queued(created, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position)
+        return _queued(
+            created,
+            now,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            with_position=with_position,
+            deepens=guard is ProfileGuard.CRAWLED,
+        )
     raise StorageUnavailable("profile is changing too fast to decide")
 
 
@@ -256,17 +263,23 @@ def _profile_type_for(guard: ProfileGuard) -> ProfileType:
 
 
 def _queued(
-    job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher, with_position: bool
+    job: Job,
+    now: datetime,
+    *,
+    jobs: JobStore,
+    dispatcher: Dispatcher,
+    with_position: bool,
+    deepens: bool = False,
 ) -> Decision:
     fallback = not _send(job, now, jobs=jobs, dispatcher=dispatcher)
     position = _position(jobs, job, now) if with_position else None
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
+    elif job.profile_type is ProfileType.UPGRADE and deepens:
+        message = f"Profile {job.username} was analysed at crawl depth only: queued for a full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.UPGRADE:
-        message = (
-            f"Profile {job.username} upgraded to a full analysis: queued at {job.priority} priority"
-        )
+        message = f"Profile {job.username} upgraded from secondary: queued for full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.REFRESH:
         message = f"Profile {job.username} is out of date: queued for a fresh analysis at {job.priority} priority"
     else:

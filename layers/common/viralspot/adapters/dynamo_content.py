@@ -91,6 +91,40 @@ class DynamoContentStore:
             self._sleep(min(0.05 * 2**round_number, 1.0))
         raise StorageUnavailable(f"write reels: {len(pending)} items still unprocessed")
 
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        """Delete the profile's reels not in `keep` (a refresh's analysed set): a read
+        of the keys, then batched deletes. Idempotent, like the writes before it."""
+        stale: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "username = :u",
+                "ExpressionAttributeValues": {":u": value(username)},
+                "ProjectionExpression": "shortcode",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            try:
+                response = self.client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise aws.storage_error(exc, "list reels") from exc
+            stale += [
+                code
+                for item in response.get("Items", [])
+                if (code := str(deserialize(item)["shortcode"])) not in keep
+            ]
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        deletes = [
+            {"DeleteRequest": {"Key": {"username": value(username), "shortcode": value(code)}}}
+            for code in stale
+        ]
+        for first in range(0, len(deletes), BATCH_SIZE):
+            self._write_batch(deletes[first : first + BATCH_SIZE])
+        return len(stale)
+
     def page(
         self, username: str, sort: PostSort, limit: int, cursor: str | None
     ) -> tuple[list[Post], str | None]:
