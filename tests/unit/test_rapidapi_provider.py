@@ -19,8 +19,8 @@ from tests.fakes.rapidapi_server import FakeRapidApi, RecordedRequest, Reply
 from viralspot.errors import (
     ErrorKind,
     ProfileNotFound,
-    ProviderTransient,
     ProviderSystemic,
+    ProviderTransient,
     ProviderUnauthorized,
     ProviderUnavailable,
 )
