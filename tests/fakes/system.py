@@ -5,7 +5,7 @@ with a clock that only the test moves. Every rule runs unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 
 from tests.fakes.memory import RecordingDispatcher, SteppableClock
@@ -40,11 +40,13 @@ class System:
         default_factory=lambda: IntakePolicy(stale_after=STALE_AFTER)
     )
     jobs: MemoryWorkerJobStore = field(init=False)
+    # The Jobs table, if not a plain one on `profiles` (a store that injects faults).
+    jobs_store: InitVar[MemoryWorkerJobStore | None] = None
     # Which of the dispatcher's messages (by index) have been handed to the worker.
     delivered: set[int] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        self.jobs = MemoryWorkerJobStore(self.profiles)
+    def __post_init__(self, jobs_store: MemoryWorkerJobStore | None) -> None:
+        self.jobs = jobs_store if jobs_store is not None else MemoryWorkerJobStore(self.profiles)
 
     def request(self, username: str, source: Source = Source.FRONTEND) -> Decision:
         return intake.request_profile(
