@@ -122,23 +122,31 @@ PERSON_REELS = 4  # ReelsTarget, small: the model counts reels, not analytics
 CRAWL_REELS = 2  # LowPriorityReelsTarget
 SQS_MAX_RECEIVES = 3  # the template's maxReceiveCount: then the dead-letter queue
 PERSONS = frozenset(source for source in Source if source is not Source.CRAWLER)
+# Weighted by repetition: hypothesis samples uniformly.
 OUTCOMES = (
     "success",
     "success",
     "transient",
     "transient",
     "permanent",
+    "permanent",
     "stall",  # hangs past its lease; another copy of the message runs meanwhile
     "crash",  # the process dies right after one of the worker's writes
+    "crash",
     "storage",  # DynamoDB fails the first write of the run
+    "impostor",  # the provider answers about another account
 )
-# Every write a worker makes, in order ("create" is discovery's, through the intake).
+# Every write a worker makes, in order ("create" is discovery's, through the intake);
+# those after the profile is stored twice, as the interesting deaths.
 WORKER_WRITES = (
     "claim",
     "put_reels",
     "remove_other_reels",
     "put_primary",
+    "put_primary",
     "put_secondaries",
+    "put_secondaries",
+    "create",
     "create",
     "finish",
 )
@@ -203,6 +211,9 @@ class ScriptedProvider(FakeProvider):
     def fetch_profile(self, username: str) -> ProviderProfile:
         self._systemic()
         step = self.script.pop(0) if self.script else "success"
+        if step == "impostor":
+            other = f"{username}_fan"
+            return ProviderProfile(username=other, full_name=other.title(), followers_count=1)
         if step == "transient":
             raise ProviderTransient("429 rate limited (scripted)")
         if step == "permanent":
@@ -436,7 +447,8 @@ class JobLifecycle(RuleBasedStateMachine):
         self.faults.crash_after = crash_after if outcome == "crash" else None
         self.faults.lose = lose
         self.faults.storage = outcome == "storage"
-        self.provider.script = [outcome] if outcome in ("transient", "permanent", "stall") else []
+        scripted = ("transient", "permanent", "stall", "impostor")
+        self.provider.script = [outcome] if outcome in scripted else []
         before = JobMessage.model_validate_json(message.body)
         self.stalled_over = None
         try:
@@ -530,8 +542,11 @@ class JobLifecycle(RuleBasedStateMachine):
             # (After a race the answer is the job as read: the sweep may have ended it.)
             assert job.is_active or job.awaiting_retry or racing_sweep, job
             self.promised.append((username, answer.request_id))
-            if job.status is JobStatus.PENDING or job.awaiting_retry:
-                # A waiting job serves the most urgent of those who asked for it.
+            if answer.status in ("pending", "failed") and (
+                job.status is JobStatus.PENDING or job.awaiting_retry
+            ):
+                # A waiting job serves the most urgent of those who asked for it. (One
+                # the request found running could not be raised: its worker owns it.)
                 assert job.priority.rank <= priority_for(source).rank, (source, job)
                 assert answer.priority is job.priority, (answer, job)
         elif answer.skip_reason == "failed":
@@ -624,6 +639,21 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule()
     def lower_max_attempts(self) -> None:
         """The operator lowers MaxAttempts (a parameter update) while jobs wait."""
+        self._lower()
+
+    @precondition(
+        lambda self: (
+            not self.lowered
+            and any(j.status is JobStatus.PENDING and j.attempts for j in self.jobs.all())
+        )
+    )
+    @rule()
+    def lower_max_attempts_under_a_retried_job(self) -> None:
+        """... just when a job that failed before waits for its next attempt, which no
+        claim may then take."""
+        self._lower()
+
+    def _lower(self) -> None:
         self.lowered = True
         system = self.system
         system.pipeline_policy = replace(system.pipeline_policy, max_attempts=LOWERED_MAX_ATTEMPTS)
@@ -756,6 +786,9 @@ class JobLifecycle(RuleBasedStateMachine):
             assert len(reels) == _reels_for(profile.analysis), (job, profile)
             if job.source in PERSONS:
                 assert profile.analysis is Analysis.FULL, (job, profile)
+        if profile is not None and profile.tier is Tier.PRIMARY:
+            # The account analysed is the one asked for, not another the provider named.
+            assert profile.full_name == profile.username.title(), profile
         if job.status is JobStatus.FAILED:
             # Faults that are not the job's pause it; they never fail it.
             assert job.error_message not in (KEY_MISSING, PROVIDER_DOWN), job

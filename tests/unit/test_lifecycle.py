@@ -27,7 +27,17 @@ from viralspot.errors import (
     StorageUnavailable,
 )
 from viralspot.intake import Outcome
-from viralspot.jobs import Analysis, Job, JobStatus, Priority, QueueName, Source, new_job
+from viralspot.jobs import (
+    Analysis,
+    Job,
+    JobStatus,
+    Priority,
+    QueueName,
+    Source,
+    SweepKind,
+    new_job,
+    sweep_entry,
+)
 from viralspot.lifecycle import Standing
 from viralspot.pipeline import Result
 from viralspot.profiles import Profile, Tier
@@ -131,7 +141,13 @@ def test_storage_trouble_gives_the_job_back_uncharged() -> None:
     given_back = system.job("natgeo")
     assert given_back.status is JobStatus.PENDING
     assert given_back.attempts == 0
-    assert system.status("natgeo").status == "delayed"
+    delayed = system.status("natgeo")
+    assert delayed.status == "delayed"
+    assert delayed.message == (
+        "Profile natgeo is waiting for storage to be available (write reels:"
+        " ProvisionedThroughputExceededException); it is processed automatically once"
+        " that is resolved"
+    )
     assert system.deliver(sent) is Result.COMPLETED
     assert system.job("natgeo").attempts == 1
     assert system.job("natgeo").request_id == job.request_id
@@ -199,6 +215,36 @@ def test_an_exhausted_pending_job_is_closed_by_the_sweeper(system: System) -> No
     assert report.repairs[Repair.REDISPATCHED] == 0
     assert system.job("natgeo").failed_for_good
     assert system.request("natgeo").outcome is Outcome.NEW
+
+
+@pytest.mark.parametrize("closer", ["worker", "sweeper"])
+def test_a_closed_job_ends_like_any_exhausted_job_with_a_reason_and_a_kind(
+    system: System, closer: str
+) -> None:
+    """Found by the state machine: a job whose attempts were all charged by deaths
+    (no attempt recorded an error) was closed with no error_kind. It ends like every
+    job whose attempts ran out: transient, with a reason, listed as exhausted."""
+    system.request("natgeo")
+    [(_, sent)] = system.queue.sent
+    job = system.job("natgeo").model_copy(update={"attempts": 2})
+    if closer == "sweeper":
+        job = job.model_copy(update={"dispatched_at": None})
+    system.jobs.put(job)
+    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, max_attempts=2)
+    system.sweep_policy = SweepPolicy(max_attempts=2, min_time_left_ms=0)
+    if closer == "worker":
+        assert system.deliver(sent) is Result.CLOSED
+    else:
+        system.clock.advance(GRACE + timedelta(seconds=1))
+        assert system.sweep().repairs[Repair.FAILED_FOR_GOOD] == 1
+    closed = system.job("natgeo")
+    assert closed.failed_for_good
+    assert closed.error_kind is ErrorKind.TRANSIENT
+    assert closed.error_message == "attempts used up (MaxAttempts)"
+    assert sweep_entry(closed) is not None
+    assert sweep_entry(closed)[0] is SweepKind.EXHAUSTED  # type: ignore[index]
+    status = system.status("natgeo")
+    assert (status.status, status.error_kind) == ("failed", "transient")
 
 
 def test_each_sweeper_pass_gets_a_share_of_the_run_high_first(system: System) -> None:
