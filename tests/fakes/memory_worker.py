@@ -11,8 +11,9 @@ Same conditional semantics as the DynamoDB adapters, condition by condition:
 - `replace` (DynamoJobStore.replace): put if `request_id`, `status` and `updated_at`
   (and, for a waiting job, `dispatched_at`) are still those of the version read.
 - `due` (DynamoJobStore.due): the SweepIndex query over every shard. The index keys
-  come from the adapter's own `job_to_item`, so a job is in the index exactly when
-  it would be there in DynamoDB, and `sweep_at <= before` compares the same ISO
+  come from `jobs.sweep_entry` and the adapter's own `sweep_partition`, as
+  `job_to_item` derives them, so a job is in the index exactly when it would be there
+  in DynamoDB, and `sweep_at <= before` compares the same ISO
   strings. It reads lazily, resuming strictly after the last key returned, as the
   adapter's pages do.
 
@@ -26,10 +27,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from tests.fakes.memory import MemoryJobStore, MemoryProfiles
-from viralspot.adapters.dynamo_jobs import job_to_item, sweep_partition
+from viralspot.adapters.dynamo_jobs import sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed
+from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
 from viralspot.profiles import Profile, Tier
 from viralspot.sharding import shard_of
 
@@ -104,10 +105,15 @@ class MemoryWorkerJobStore(MemoryJobStore):
             with self._lock:
                 indexed = []
                 for job in self._items.values():
-                    item = job_to_item(job)
-                    key = (item.get("sweep_at", ""), job.username)
+                    # The index keys as `job_to_item` derives them (without the rest of
+                    # the item, which the sweeper's many queries would pay for).
+                    entry = sweep_entry(job)
+                    if entry is None:
+                        continue
+                    entry_kind, since = entry
+                    key = (to_iso(since), job.username)
                     if (
-                        item.get("sweep_pk")
+                        sweep_partition(entry_kind, job.priority, shard_of(job.username))
                         == sweep_partition(kind, priority, shard_of(job.username))
                         and key[0] <= cutoff
                         and (after is None or key > after)
