@@ -46,11 +46,20 @@ And once the faults stop (`settle`, and at the end): with the key restored and t
 provider up, every accepted name reaches COMPLETED, or FAILED for good with a
 reason, within ten sweeps.
 
-How many examples: 300 runs of up to 50 steps (about 35 s on one core). Each fix of
-issue 14, reverted alone, was found within the first 150 examples in repeated
-runs (tests/unit/test_lifecycle.py has the focused test of each); twice that
-leaves margin for the rarer interleavings (a raise racing a retry, MaxAttempts
-lowered under a twice-failed job).
+How many examples: 1,500 runs of up to 50 steps, about 30 s on one unloaded core.
+Each fix of issue 14 was reverted alone and the machine run three times on
+generation alone (no example database, no shrinking): twelve of the sixteen
+defects it covers were found in all three runs within 700 examples; the other
+four (a raise racing a retry, a crawler over a person's failed job, a death after
+the profile was stored, the sweeper closing an unsent job at MaxAttempts, which
+the worker's own close otherwise masks) were each missed once at 700 and found in
+all three runs at 1,500, by example 829 at the latest. Hence 1,500: about twice
+the worst case seen. The lost claim is found through the fake, which the last
+test below holds to the adapter. Two fixes are not the model's to find: the
+sweeper's budget shares (they matter only with more due jobs than one run
+examines) and building the provider inside the claimed attempt (the model hands
+the worker its provider); tests/unit/test_lifecycle.py and
+tests/integration/test_lifecycle.py test those.
 """
 
 from __future__ import annotations
@@ -860,7 +869,7 @@ class JobLifecycle(RuleBasedStateMachine):
 
 
 JobLifecycle.TestCase.settings = settings(
-    max_examples=700,
+    max_examples=1500,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
