@@ -57,8 +57,11 @@ class StatusAnswer(TypedDict):
     request_id: NotRequired[str]
     error_message: NotRequired[str]
     error_kind: NotRequired[str]
+    previous_error: NotRequired[str]
+    delay_reason: NotRequired[str]
     next_retry_at: NotRequired[str]
     completed_at: NotRequired[str]
+    analysis: NotRequired[str]
 
 
 class Profile(TypedDict):

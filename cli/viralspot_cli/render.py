@@ -21,6 +21,7 @@ from viralspot_cli.client import (
 
 STATUS_STYLE = {
     "pending": "yellow",
+    "delayed": "yellow",
     "processing": "cyan",
     "completed": "green",
     "failed": "red",
@@ -177,6 +178,9 @@ def status_view(
         ("Attempts", str(status["attempts"]) if "attempts" in status else None),
         ("Last attempt", status.get("last_attempt")),
         ("Last error", Text(f"{error} ({kind})" if kind else error, "red") if error else None),
+        ("Waiting for", _waiting_for(status)),
+        ("Earlier attempt", status.get("previous_error")),
+        ("Analysis", status.get("analysis")),
         ("Next retry", when(retry) if retry else None),
         ("Completed at", status.get("completed_at")),
         ("Request ID", status.get("request_id")),
@@ -194,6 +198,11 @@ def status_view(
     return Group(*parts)
 
 
+def _waiting_for(status: StatusAnswer) -> str | None:
+    reason = status.get("delay_reason")
+    return reason.removeprefix("waiting for ") if reason else None
+
+
 def status_line(status: StatusAnswer) -> str:
     """One line per change, for logs and pipes where a live display cannot redraw."""
     parts = [state_label(status)]
@@ -201,6 +210,8 @@ def status_line(status: StatusAnswer) -> str:
         parts.append(f"queue position #{status['queue_position']}")
     if status.get("estimated_time") and status.get("status") in ("pending", "processing"):
         parts.append(f"estimated {status['estimated_time']}")
+    if status.get("status") == "delayed":
+        parts.append(f"waiting for {_waiting_for(status)}")
     if status.get("attempts"):
         parts.append(f"attempts {status['attempts']}")
     if status.get("error_message"):
