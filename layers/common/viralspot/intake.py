@@ -191,7 +191,8 @@ def _answer_from(
         return _already_in_queue(
             job, source, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position
         )
-    if where is Standing.RECENT and job is not None:
+    deepen = profile is not None and profile.crawled_only and source is not Source.CRAWLER
+    if where is Standing.RECENT and job is not None and not deepen:
         created = job.completed_at or job.updated_at
         return Decision(
             IntakeAnswer(
@@ -205,9 +206,9 @@ def _answer_from(
             ),
             Outcome.RECENTLY_COMPLETED,
         )
+    if where in (Standing.RECENT, Standing.PROCESSED) and deepen:
+        return None  # a person's request deepens an analysis made for crawling
     if where is Standing.PROCESSED and profile is not None:
-        if profile.crawled_only and source is not Source.CRAWLER:
-            return None  # a person's request deepens a crawled analysis
         return _already_processed(profile)
     if (
         where is Standing.FAILED

@@ -91,6 +91,13 @@ _JOB_REPLACEABLE = (
     " OR (#status = :completed AND completed_at < :recent_before)"
     " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
 )
+# A person's request deepening a crawl-depth analysis may replace a job completed
+# within the recent window too: the profile's own guard says what it holds.
+_JOB_REPLACEABLE_TO_DEEPEN = (
+    "attribute_not_exists(username)"
+    " OR #status = :completed"
+    " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
+)
 
 
 def queue_sort_key(priority: Priority, enqueued_at: datetime, username: str) -> str:
@@ -217,15 +224,18 @@ class DynamoJobStore:
         put: dict[str, Any] = {
             "TableName": self._jobs_table,
             "Item": serialize(job_to_item(job)),
-            "ConditionExpression": _JOB_REPLACEABLE,
+            "ConditionExpression": (
+                _JOB_REPLACEABLE_TO_DEEPEN if guard is ProfileGuard.CRAWLED else _JOB_REPLACEABLE
+            ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
                 ":completed": value(JobStatus.COMPLETED.value),
                 ":failed": value(JobStatus.FAILED.value),
-                ":recent_before": value(to_iso(recent_before)),
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if guard is not ProfileGuard.CRAWLED:
+            put["ExpressionAttributeValues"][":recent_before"] = value(to_iso(recent_before))
         # The job replaced (if any) had left the queue, so the new job's counter
         # delta does not depend on it.
         items: list[Any] = [
