@@ -54,6 +54,7 @@ from viralspot.errors import (
     ProfileNotFound,
     ProviderTransient,
 )
+from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import Job, JobMessage, JobStatus, Source, completed, failed, new_job
 from viralspot.pipeline import PipelinePolicy, Result, Worker
@@ -137,8 +138,15 @@ class CrashingContent(MemoryContent):
         super().__init__()
         self.faults = faults
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
-        super().put_reels(username, reels, data_source)
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        super().put_reels(username, reels, data_source, profile=profile)
         if self.faults.crash_at == "crash_content":
             self.faults.crash_at = None
             raise Crash("died after writing the reels")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
 from viralspot.errors import ProviderError, ProviderTransient, ProviderUnauthorized
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, JobMessage, Priority, completed, failed
 from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
 from viralspot.profiles import Profile, Tier
@@ -51,7 +52,12 @@ class PipelinePolicy:
     discovery_fan_out: int = 5
 
     def reels_for(self, priority: Priority) -> int:
-        return self.low_priority_reels_target if priority is Priority.LOW else self.reels_target
+        return self.low_priority_reels_target if self.crawl_depth(priority) else self.reels_target
+
+    @staticmethod
+    def crawl_depth(priority: Priority) -> bool:
+        """Analysed as a crawler's discovery (fewer reels), not at a person's request."""
+        return priority is Priority.LOW
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,16 @@ class Worker:
         similar = self._similar(job)
         now = self.clock()
         # Reels before the profile: a reader who sees the primary finds its reels.
-        self.content.put_reels(job.username, analysis.reels, self.provider.name)
+        self.content.put_reels(
+            job.username,
+            analysis.reels,
+            self.provider.name,
+            profile=FeedProfile(
+                followers_count=fetched.followers_count,
+                category=fetched.category,
+                crawl_depth=self.policy.crawl_depth(job.priority),
+            ),
+        )
         self.profiles.put_primary(
             _primary(
                 fetched,

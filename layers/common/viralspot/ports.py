@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from viralspot.analytics import ScoredReel
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, Priority
 from viralspot.profiles import Profile
 
@@ -90,4 +91,13 @@ class ProfileWriter(Protocol):
 
 
 class ContentWriter(Protocol):
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None: ...
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        """Store the reels, listed in the viral-ideas feed with what it shows of `profile`."""
+        ...
