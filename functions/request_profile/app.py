@@ -269,9 +269,9 @@ def bulk_request(body: BulkRequestBody) -> Response[Any]:
     description=(
         "Reels of every analysed profile (crawl-depth analyses included, marked "
         "`crawl_depth`), highest `outlier_score` first. Without `since`, the window is the "
-        f"last {feed.DEFAULT_WINDOW_DAYS} days; `since` reaches back at most "
-        f"{feed.MAX_WINDOW_DAYS} days. A page can hold fewer than `limit` reels and "
-        "still have a `next_cursor`."
+        f"last {feed.DEFAULT_WINDOW_DAYS} days; it reaches back {feed.MAX_WINDOW_DAYS} days "
+        "at most (an older `since` starts there), and `data.since` is the window's first "
+        "day. A page can hold fewer than `limit` reels and still have a `next_cursor`."
     ),
 )
 @tracer.capture_method
@@ -284,7 +284,8 @@ def viral_reels(
         Query(
             description=(
                 "ISO date (YYYY-MM-DD): reels taken on or after it (UTC). "
-                f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago"
+                f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago; at most "
+                f"{feed.MAX_WINDOW_DAYS} days ago"
             )
         ),
     ] = None,

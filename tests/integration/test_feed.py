@@ -259,7 +259,6 @@ def test_crawled_profiles_are_listed_and_marked(
         ({"limit": "ten"}, "limit"),
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-02-30"}, "since"),
-        ({"since": "2000-01-01"}, "since must be within the last"),
         ({"category": "   "}, "category must not be blank"),
         ({"category": "x" * 101}, "category"),
         ({"cursor": "not a cursor!"}, "cursor"),

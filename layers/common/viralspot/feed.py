@@ -56,7 +56,8 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 # Without `since`, the feed covers the last 30 days (the original system's window).
 DEFAULT_WINDOW_DAYS = 30
-# `since` may reach back 26 weeks: a page queries every (week, shard) of the window.
+# A window reaches back 26 weeks at most (an older `since` starts it there): a page
+# queries every (week, shard) of its window.
 MAX_WINDOW_DAYS = 182
 MAX_CATEGORY_LENGTH = 100
 
@@ -273,17 +274,15 @@ def plan(
         if len(cat) > MAX_CATEGORY_LENGTH:
             raise InvalidInput(f"category is too long (max {MAX_CATEGORY_LENGTH} characters)")
     today = now.astimezone(UTC).date()
+    # An older `since` is not an error, just more than one page may read: the window
+    # starts MAX_WINDOW_DAYS ago, and the page's `since` says so.
     earliest = today - timedelta(days=MAX_WINDOW_DAYS)
-    if since is not None and since < earliest:
-        raise InvalidInput(
-            f"since must be within the last {MAX_WINDOW_DAYS} days (on or after {earliest})"
-        )
     query = FeedQuery(
         min_key=min_score_key(min_score),
         since=since,
         category=cat,
         limit=limit,
-        start=since or today - timedelta(days=DEFAULT_WINDOW_DAYS),
+        start=max(since, earliest) if since else today - timedelta(days=DEFAULT_WINDOW_DAYS),
         newest_week=week_of(now),
         after=None,
     )
@@ -318,7 +317,7 @@ def _resume(query: FeedQuery, data: dict[str, Any]) -> FeedQuery:
     asked_since = query.since.isoformat() if query.since else None
     if lowest != query.min_key or data["since"] != asked_since or data["cat"] != query.category:
         raise _bad_cursor("it belongs to a listing with other filters")
-    if query.since is not None and first != query.since:
+    if query.since is not None and first < query.since:
         raise _bad_cursor("it belongs to a listing with other filters")
     if after < lowest:
         raise _bad_cursor("its position is below min_score")
