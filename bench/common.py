@@ -16,18 +16,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.template import Stack, create_stack, load_template
 from viralspot import bootstrap
 from viralspot.adapters import aws
 
+# DynamoDB operations that can report the capacity they consumed.
+_CAPACITY_OPERATIONS = (
+    "Query",
+    "Scan",
+    "GetItem",
+    "BatchGetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+)
+
 
 @dataclass
 class Calls:
-    """AWS calls by operation, and how many items DynamoDB read to answer them."""
+    """AWS calls by operation, how many items DynamoDB read to answer them, and (when
+    asked for with `local_stack(capacity=True)`) the capacity units DynamoDB reports."""
 
     operations: Counter[str] = field(default_factory=Counter)
     scanned: int = 0
+    capacity: float = 0.0
 
     def before(self, event_name: str, **_: Any) -> None:
         self.operations[event_name.split(".", 1)[1]] += 1
@@ -35,6 +53,13 @@ class Calls:
     def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
         if parsed:
             self.scanned += int(parsed.get("ScannedCount", 0) or 0)
+            consumed = parsed.get("ConsumedCapacity")
+            for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+                self.capacity += float(entry.get("CapacityUnits", 0) or 0)
+
+    @staticmethod
+    def ask_capacity(params: dict[str, Any], **_: Any) -> None:
+        params.setdefault("ReturnConsumedCapacity", "TOTAL")
 
     @property
     def total(self) -> int:
@@ -46,14 +71,38 @@ class Calls:
     def reset(self) -> None:
         self.operations.clear()
         self.scanned = 0
+        self.capacity = 0.0
+
+
+def dynamodb_endpoint() -> str | None:
+    """DynamoDB Local (or another engine) when AWS_ENDPOINT_URL_DYNAMODB names one;
+    boto3 sends the handlers' DynamoDB calls there, and SQS stays on the emulator."""
+    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
+
+
+def dynamodb_client(emulator: Emulator) -> Any:
+    """A DynamoDB client of the engine in use, apart from the handlers' counted one."""
+    endpoint = dynamodb_endpoint()
+    if not endpoint:
+        return emulator.client("dynamodb")
+    return boto3.session.Session().client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=EMULATOR_ENV["AWS_REGION"],
+        aws_access_key_id=EMULATOR_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=EMULATOR_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 @contextmanager
-def local_stack() -> Iterator[tuple[Emulator, Stack, Calls]]:
+def local_stack(*, capacity: bool = False) -> Iterator[tuple[Emulator, Stack, Calls]]:
     emulator = Emulator().start()
     try:
         template = load_template()
-        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
+        dynamodb = dynamodb_client(emulator)
+        if dynamodb_endpoint() and dynamodb.list_tables()["TableNames"]:
+            raise SystemExit(f"{dynamodb_endpoint()} has tables already: start an empty engine")
+        stack = create_stack(dynamodb, emulator.client("sqs"), template=template)
         os.environ.update(EMULATOR_ENV)
         os.environ["AWS_ENDPOINT_URL"] = emulator.url
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
@@ -67,6 +116,11 @@ def local_stack() -> Iterator[tuple[Emulator, Stack, Calls]]:
         for client in (aws.dynamodb(), aws.sqs()):
             client.meta.events.register("before-call.*.*", calls.before)
             client.meta.events.register("after-call.*.*", calls.after)
+        if capacity:
+            for operation in _CAPACITY_OPERATIONS:
+                aws.dynamodb().meta.events.register(
+                    f"provide-client-params.dynamodb.{operation}", calls.ask_capacity
+                )
         yield emulator, stack, calls
     finally:
         emulator.stop()

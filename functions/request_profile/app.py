@@ -459,11 +459,13 @@ def _no_route(exc: NotFoundError) -> Response[Any]:
 def _unavailable(exc: StorageUnavailable) -> Response[Any]:
     logger.warning("storage unavailable", extra={"reason": str(exc)})
     metrics.add_metric(name="Intake_unavailable", unit=MetricUnit.Count, value=1)
-    return _json(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
-        headers={"Retry-After": "5"},
+    # A read (the feed, a profile) queues nothing, so it does not say it did not.
+    detail = (
+        "Storage is temporarily unavailable. Please retry."
+        if app.current_event.http_method == "GET"
+        else "Storage is temporarily unavailable; nothing was queued. Please retry."
     )
+    return _json(HTTPStatus.SERVICE_UNAVAILABLE, failure_body(detail), headers={"Retry-After": "5"})
 
 
 @app.exception_handler(QueueUnavailable)

@@ -15,6 +15,7 @@ from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.support import StepClock, drain, run_worker
 from viralspot import bootstrap, feed, intake
+from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize
 from viralspot.config import get_settings
 from viralspot.content import decode_cursor, encode_cursor
@@ -312,3 +313,15 @@ def test_a_tampered_or_foreign_cursor_is_400_never_500(
         assert code == 400, answer
         assert "other filters" in answer["detail"]
     assert aws_calls.calls == []
+
+
+def test_storage_unreachable_is_503_with_retry_after(
+    api: LocalApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    aws.reset_clients()
+    bootstrap.reset()
+    code, headers, body = api.request("GET", "/api/viral-ideas/reels")
+    assert code == 503
+    assert body == {"success": False, "detail": "Storage is temporarily unavailable. Please retry."}
+    assert headers.get("Retry-After") == "5"
