@@ -153,6 +153,8 @@ def feed_attributes(username: str, reel: ScoredReel, profile: FeedProfile) -> di
 
 
 class FeedReel(BaseModel):
+    """A reel as the feed lists it, with what the feed shows of its profile."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     username: str
@@ -386,9 +388,9 @@ def merge(query: FeedQuery, index: FeedIndex) -> FeedPage:
     A reel is emitted only when no stream can still hold a higher one: a stream
     with an empty buffer that is not done bounds its unread items by its frontier,
     and is read further only when that bound is above the best buffered reel.
-    Reads after the first round are capped at one per stream, except while the
-    page is still empty (so every page moves forward); a page cut by the cap is
-    shorter than `limit` and still has a next_cursor."""
+    Top-up reads are capped at as many as there are streams, except while the page
+    is still empty (so every page moves forward); a page cut by the cap is shorter
+    than `limit` and still has a next_cursor."""
     streams = [_Stream(read) for read in streams_for(query)]
     first_chunk = max(_MIN_CHUNK, math.ceil(2 * query.limit / max(len(streams), 1)))
     _fill(index, streams, min(first_chunk, query.limit))
