@@ -12,12 +12,11 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from devstack import dynamodb_local as ddbl
 from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.template import Stack, create_stack, load_template
 from viralspot import bootstrap
@@ -74,37 +73,25 @@ class Calls:
         self.capacity = 0.0
 
 
-def dynamodb_endpoint() -> str | None:
-    """DynamoDB Local (or another engine) when AWS_ENDPOINT_URL_DYNAMODB names one;
-    boto3 sends the handlers' DynamoDB calls there, and SQS stays on the emulator."""
-    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
-
-
-def dynamodb_client(emulator: Emulator) -> Any:
-    """A DynamoDB client of the engine in use, apart from the handlers' counted one."""
-    endpoint = dynamodb_endpoint()
-    if not endpoint:
-        return emulator.client("dynamodb")
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=EMULATOR_ENV["AWS_REGION"],
-        aws_access_key_id=EMULATOR_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=EMULATOR_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
 @contextmanager
-def local_stack(*, capacity: bool = False) -> Iterator[tuple[Emulator, Stack, Calls]]:
-    emulator = Emulator().start()
-    try:
+def local_stack(
+    *, dynamodb_local: bool = False, capacity: bool = False
+) -> Iterator[tuple[Emulator, Stack, Calls]]:
+    """The template's stack on moto; with `dynamodb_local`, DynamoDB on DynamoDB Local
+    (AWS's own engine: real ConsumedCapacity, real index behaviour), SQS still on moto.
+    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB.
+    With `capacity`, the handlers' DynamoDB calls ask for ReturnConsumedCapacity=TOTAL."""
+    with ExitStack() as cleanup:
+        emulator = Emulator().start()
+        cleanup.callback(emulator.stop)
+        if dynamodb_local:
+            local = cleanup.enter_context(ddbl.running())
+            emulator = emulator.with_dynamodb_at(local.url)
         template = load_template()
-        dynamodb = dynamodb_client(emulator)
-        if dynamodb_endpoint() and dynamodb.list_tables()["TableNames"]:
-            raise SystemExit(f"{dynamodb_endpoint()} has tables already: start an empty engine")
-        stack = create_stack(dynamodb, emulator.client("sqs"), template=template)
+        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
         os.environ.update(EMULATOR_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+        os.environ.update(emulator.endpoint_environment())
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["LOG_LEVEL"] = "WARNING"
         for function_id, resource in template["Resources"].items():
@@ -122,8 +109,6 @@ def local_stack(*, capacity: bool = False) -> Iterator[tuple[Emulator, Stack, Ca
                     f"provide-client-params.dynamodb.{operation}", calls.ask_capacity
                 )
         yield emulator, stack, calls
-    finally:
-        emulator.stop()
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:

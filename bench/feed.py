@@ -1,8 +1,6 @@
 """What one page of the viral-ideas feed costs, with 100 and with 10,000 analysed profiles.
 
-    PYTHONPATH=layers/common:. python bench/feed.py [--profiles 100] [--reels 30]
-    AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 PYTHONPATH=layers/common:. \
-        python bench/feed.py [--profiles 100,10000]
+    PYTHONPATH=layers/common:. python bench/feed.py [--dynamodb-local] [--profiles 100,10000] [--reels 30]
 
 Loads the reels of N analysed profiles into the Content table, then asks the API
 handler (in-process, as Lambda runs it) for feed pages and reports, per page, the
@@ -18,8 +16,8 @@ BatchWriteItem. Only the worker's other steps (jobs, profiles) are skipped.
 On the emulator (moto) calls and items read are DynamoDB's, but moto reports a
 flat 1 capacity unit per Query whatever it reads, and answers a GSI Query by reading
 the whole table, so it only runs the 100-profile case. Capacity units are real on
-DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB, an empty engine: the bench creates the
-template's tables there; SQS stays on the emulator).
+DynamoDB Local (`--dynamodb-local`: devstack/dynamodb_local.py runs AWS's engine;
+SQS stays on the emulator).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.common import Calls, dynamodb_client, dynamodb_endpoint, local_stack, table
+from bench.common import Calls, local_stack, table
 from devstack.invoke import LocalApi
 from viralspot.adapters.codec import serialize
 from viralspot.adapters.dynamo_content import reel_to_item
@@ -114,18 +112,25 @@ def pages(category: str) -> list[tuple[str, Callable[[str | None], dict[str, Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    # moto answers a GSI Query by reading every item of the table in Python: past a
-    # few thousand reels its pages time out, so 10,000 profiles need DynamoDB Local.
-    default_sizes = "100,10000" if dynamodb_endpoint() else "100"
-    parser.add_argument("--profiles", default=default_sizes, help="comma-separated sizes")
+    parser.add_argument(
+        "--dynamodb-local",
+        action="store_true",
+        help="DynamoDB on DynamoDB Local (make dynamodb-local) instead of moto",
+    )
+    parser.add_argument(
+        "--profiles",
+        help="comma-separated sizes (default 100,10000 on DynamoDB Local; 100 on moto, "
+        "which answers a GSI Query by reading the whole table and times out beyond)",
+    )
     parser.add_argument("--reels", type=int, default=30, help="reels per profile")
     args = parser.parse_args()
-    sizes = sorted(int(n) for n in args.profiles.split(","))
+    default_sizes = "100,10000" if args.dynamodb_local else "100"
+    sizes = sorted(int(n) for n in (args.profiles or default_sizes).split(","))
 
-    engine = f"DynamoDB Local at {dynamodb_endpoint()}" if dynamodb_endpoint() else "moto"
+    engine = "DynamoDB Local" if args.dynamodb_local else "moto"
     rows = []
-    with local_stack(capacity=True) as (emulator, stack, calls):
-        client = dynamodb_client(emulator)
+    with local_stack(dynamodb_local=args.dynamodb_local, capacity=True) as (emulator, stack, calls):
+        client = emulator.client("dynamodb")
         api = LocalApi(stack.template)
         category = SampleProvider().fetch_profile("bench_00000").category or "Chef"
         loaded = 0

@@ -1,6 +1,6 @@
 """DynamoDB calls and wall time per processed profile (100 reels, sample provider).
 
-    PYTHONPATH=layers/common:. python bench/pipeline.py [--profiles N]
+    PYTHONPATH=layers/common:. python bench/pipeline.py [--profiles N] [--dynamodb-local]
 
 Target (issue 3): at most 10 DynamoDB calls per profile for the pipeline itself.
 Discovery (queueing the similar profiles through the intake rule) is counted apart:
@@ -25,10 +25,15 @@ from viralspot.providers.sample import SampleProvider
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", type=int, default=20)
+    parser.add_argument(
+        "--dynamodb-local",
+        action="store_true",
+        help="DynamoDB on DynamoDB Local (make dynamodb-local) instead of moto",
+    )
     args = parser.parse_args()
 
     rows = []
-    with local_stack() as (_, _, calls):
+    with local_stack(dynamodb_local=args.dynamodb_local) as (_, _, calls):
         for fan_out, label in ((0, "pipeline only (no discovery)"), (5, "with discovery of 5")):
             ctx = bootstrap.context()
             worker = bootstrap.build_worker(ctx, SampleProvider())
@@ -71,7 +76,10 @@ def main() -> None:
                     ", ".join(f"{op} x{n}" for op, n in sorted(breakdown.items())),
                 ]
             )
-    print(f"Pipeline per profile: 100 reels, sample provider, {args.profiles} profiles each")
+    engine = "DynamoDB Local" if args.dynamodb_local else "moto"
+    print(
+        f"Pipeline per profile: 100 reels, sample provider, {args.profiles} profiles each, on {engine}"
+    )
     print(
         table(
             ["case", "DynamoDB calls (median)", "max", "wall ms (median)", "last profile's calls"],

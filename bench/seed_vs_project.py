@@ -151,7 +151,7 @@ def measure(fn: Callable[[], Any], calls: Calls, sample: Sample) -> Any:
 def client(emulator: Emulator, service: str, pool: int = 10) -> Any:
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service,
-        endpoint_url=emulator.url,
+        endpoint_url=emulator.endpoint(service),
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy

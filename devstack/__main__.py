@@ -1,5 +1,10 @@
-"""`python -m devstack` (what `make run` runs)."""
+"""`python -m devstack` (what `make run` runs); `python -m devstack invoke|event ...`
+(`make invoke`, `make event`) work against it from another terminal."""
 
-from devstack.server import main
+import sys
 
-raise SystemExit(main())
+from devstack import running, server
+
+if sys.argv[1:2] and sys.argv[1] in ("invoke", "event"):
+    raise SystemExit(running.main(sys.argv[1:]))
+raise SystemExit(server.main())

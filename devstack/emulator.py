@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import urllib.request
 from typing import Any
@@ -21,6 +22,29 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.url = ""
+        # Set on a view made by with_dynamodb_at: DynamoDB served by another engine.
+        self.dynamodb_url: str | None = None
+
+    def with_dynamodb_at(self, url: str) -> Emulator:
+        """This moto server for every service but DynamoDB, which `url` serves
+        (DynamoDB Local). A view of the one moto server: stop() and reset() act on moto
+        only; DynamoDB Local has its own reset."""
+        view = copy.copy(self)
+        view.dynamodb_url = url
+        return view
+
+    def endpoint(self, service: str) -> str:
+        if service == "dynamodb" and self.dynamodb_url:
+            return self.dynamodb_url
+        return self.url
+
+    def endpoint_environment(self) -> dict[str, str]:
+        """What points the handlers' boto3 clients here: botocore prefers
+        AWS_ENDPOINT_URL_<SERVICE> to AWS_ENDPOINT_URL."""
+        env = {"AWS_ENDPOINT_URL": self.url}
+        if self.dynamodb_url:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_url
+        return env
 
     def start(self) -> Emulator:
         self._server.start()
@@ -38,13 +62,18 @@ class Emulator:
             pass
 
     def client(self, service: str) -> Any:
-        return boto3.session.Session().client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy
-        )
+        return client_for(self.endpoint(service), service)
+
+
+def client_for(url: str, service: str) -> Any:
+    """A client of an emulator at `url`, this process's or another's (`make run`)."""
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy
+    )
 
 
 # Environment every handler gets on the emulator, on top of what the template sets.

@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+
+
+class _NoValue:
+    """What `!Ref AWS::NoValue` resolves to: the enclosing key or item is dropped."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
 
 # CloudFormation properties that the emulator's create calls do not take.
 _TABLE_KEYS = (
@@ -73,6 +84,11 @@ class Stack:
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             ((key, arg),) = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(name) else when_false)
             if key == "Ref":
                 if arg in self.refs:
                     return self.refs[arg]
@@ -87,10 +103,30 @@ class Stack:
                     return self.arns[logical]
                 raise KeyError(f"cannot resolve GetAtt {logical}.{attribute}")
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
         return value
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's Conditions, from the stack's parameters."""
+        return self._truth(self.template.get("Conditions", {})[name])
+
+    def _truth(self, expression: Any) -> bool:
+        ((key, arg),) = expression.items()
+        if key == "Fn::Equals":
+            left, right = (str(self.resolve(side)) for side in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not self._truth(arg[0])
+        if key == "Fn::And":
+            return all(self._truth(item) for item in arg)
+        if key == "Fn::Or":
+            return any(self._truth(item) for item in arg)
+        if key in ("Condition", "Fn::Condition"):
+            return self.condition(arg)
+        raise KeyError(f"cannot evaluate condition {key}")
 
     def _sub(self, name: str) -> str:
         logical, _, attribute = name.partition(".")
@@ -108,8 +144,8 @@ class Stack:
         )
         function = self.template["Resources"][function_id]["Properties"]
         own = function.get("Environment", {}).get("Variables", {})
-        merged = {**global_env, **own}
-        return {key: str(self.resolve(val)) for key, val in merged.items()}
+        resolved = self.resolve({**global_env, **own})
+        return {key: str(val) for key, val in resolved.items()}
 
 
 def default_parameters(template: dict[str, Any]) -> dict[str, str]:
@@ -144,7 +180,7 @@ def create_stack(
     for name, resource in ordered:
         props = resource.get("Properties", {})
         attributes = {
-            key: str(props[key])
+            key: str(stack.resolve(props[key]))
             for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
             if key in props
         }
@@ -155,4 +191,35 @@ def create_stack(
         stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+    return stack
+
+
+class StackNotFound(LookupError):
+    """The emulator does not hold the template's resources (no `make run` there)."""
+
+
+def attach_stack(
+    dynamodb: Any,
+    sqs: Any,
+    *,
+    template: dict[str, Any] | None = None,
+    parameters: dict[str, str] | None = None,
+) -> Stack:
+    """The stack `create_stack` made earlier on the same emulator, found by name, so
+    another process (`make invoke`, `make event`) can work against a running `make run`."""
+    template = template or load_template()
+    stack = Stack(template=template)
+    stack.parameters = {**default_parameters(template), **(parameters or {})}
+    try:
+        for name in resources_of_type(template, "AWS::DynamoDB::Table"):
+            stack.refs[name] = name
+            stack.arns[name] = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+        for name in resources_of_type(template, "AWS::SQS::Queue"):
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            stack.refs[name] = url
+            stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+    except (BotoCoreError, ClientError) as exc:
+        raise StackNotFound(f"{type(exc).__name__}: {exc}") from exc
     return stack

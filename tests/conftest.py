@@ -1,13 +1,21 @@
 """Shared fixtures: one moto server per test process, reset between tests, with
-the tables and queues of infra/template.yaml and each function's environment."""
+the tables and queues of infra/template.yaml and each function's environment.
+
+Tests marked `ddblocal` run twice, once per DynamoDB engine (the `engine` fixture):
+on moto, and on DynamoDB Local (AWS's own engine, one per test process, started on
+first use) with SQS and SSM still on moto. Without java or the jar the DynamoDB
+Local case skips and says why.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from devstack import dynamodb_local as ddbl
 from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack, create_stack, load_template
@@ -27,13 +35,64 @@ def emulator() -> Iterator[Emulator]:
     server.stop()
 
 
+ENGINES = ("moto", "dynamodb_local")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("ddblocal") and "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> Emulator:
-    """A clean emulator and an environment pointing every client at it."""
+def engine(request: pytest.FixtureRequest) -> str:
+    """Which engine serves DynamoDB: moto, unless a `ddblocal` test asks for each."""
+    return str(getattr(request, "param", "moto"))
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_installed() -> None:
+    """Skips, saying why, where DynamoDB Local cannot run (no java, jar not fetched)."""
+    reason = ddbl.unavailable_reason()
+    if reason:
+        # CI has java and npm (.ci/run): there a missing engine is a broken build.
+        if os.environ.get("DYNAMODB_LOCAL_REQUIRED"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(dynamodb_local_installed: None) -> Iterator[ddbl.DynamoDBLocal]:
+    with ddbl.running() as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def emulator_with_dynamodb_local(
+    emulator: Emulator, dynamodb_local: ddbl.DynamoDBLocal
+) -> Emulator:
+    # One view per session: tests cache clients per emulator object.
+    return emulator.with_dynamodb_at(dynamodb_local.url)
+
+
+@pytest.fixture
+def aws_env(
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator,
+    engine: str,
+    request: pytest.FixtureRequest,
+) -> Emulator:
+    """A clean emulator and an environment pointing every client at it; DynamoDB on
+    DynamoDB Local (emptied of tables) when `engine` says so."""
+    if engine == "dynamodb_local":
+        local: ddbl.DynamoDBLocal = request.getfixturevalue("dynamodb_local")
+        local.reset()
+        emulator = request.getfixturevalue("emulator_with_dynamodb_local")
     emulator.reset()
     for key, val in EMULATOR_ENV.items():
         monkeypatch.setenv(key, val)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator.url)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    for key, val in emulator.endpoint_environment().items():
+        monkeypatch.setenv(key, val)
     aws.reset_clients()
     bootstrap.reset()
     return emulator

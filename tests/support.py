@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from devstack.emulator import Emulator
 from devstack.invoke import handler_for
@@ -46,3 +51,53 @@ def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict
         sqs_event(messages, stack.arns[queue]), LocalContext(function_name="ProcessProfileFunction")
     )
     return result
+
+
+def dynamodb_error(code: str, status: int = 400, **extra: Any) -> Callable[..., Any]:
+    """A before-call hook answering like DynamoDB would with error `code`: botocore
+    then raises the ClientError itself, through the adapter's real call."""
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("http://dynamodb.invalid", status, HTTPHeaders(), None), {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+            **extra,
+        }
+
+    return answer
+
+
+class ConflictInjector:
+    """Real DynamoDB refuses a write to an item while a transaction on it is in flight
+    (TransactionConflictException) and cancels colliding transactions (reason
+    TransactionConflict); moto never does. Registered on a client's
+    `before-call.dynamodb.*`, this answers the first try of every write that way and
+    lets the retry through: every write the code makes meets one conflict."""
+
+    WRITES = frozenset(
+        {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._let_through: set[str] = set()
+        self.injected: Counter[str] = Counter()
+        self._plain = dynamodb_error("TransactionConflictException")
+        self._cancelled = dynamodb_error(
+            "TransactionCanceledException",
+            CancellationReasons=[{"Code": "TransactionConflict", "Message": "injected"}],
+        )
+
+    def __call__(self, event_name: str, **kwargs: Any) -> Any:
+        operation = event_name.rsplit(".", 1)[1]
+        if operation not in self.WRITES:
+            return None
+        with self._lock:
+            if operation in self._let_through:
+                self._let_through.discard(operation)
+                return None
+            self._let_through.add(operation)
+            self.injected[operation] += 1
+        if operation == "TransactWriteItems":
+            return self._cancelled(**kwargs)
+        return self._plain(**kwargs)

@@ -183,7 +183,9 @@ def _record(decision: intake.Decision) -> None:
 def profile_status(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
     ctx = bootstrap.context()
-    answer = progress.get_status(name, jobs=ctx.jobs, profiles=ctx.profiles)
+    answer = progress.get_status(
+        name, jobs=ctx.jobs, stale_after=ctx.policy.stale_after, clock=ctx.clock
+    )
     return _json(HTTPStatus.OK, success_body(answer))
 
 
@@ -332,8 +334,10 @@ def queue_status() -> Response[Any]:
         queues=ctx.queues,
         urls={
             "high": settings.high_queue_url,
+            "medium": settings.medium_queue_url,
             "low": settings.low_queue_url,
             "high_dlq": settings.high_dlq_url,
+            "medium_dlq": settings.medium_dlq_url,
             "low_dlq": settings.low_dlq_url,
         },
     )
@@ -378,9 +382,10 @@ def redrive(
         name: (dlq, queue)
         for name, dlq, queue in (
             ("high", settings.high_dlq_url, settings.high_queue_url),
+            ("medium", settings.medium_dlq_url, settings.medium_queue_url),
             ("low", settings.low_dlq_url, settings.low_queue_url),
         )
-        if dlq
+        if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
     logger.info("redrive", extra={"moved": result.moved})

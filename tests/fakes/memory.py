@@ -9,11 +9,13 @@ They keep the semantics of the DynamoDB adapters, not just their signatures:
   DynamoDB's `ReturnValuesOnConditionCheckFailure=ALL_OLD` would return: the item
   of each condition that failed (the profile only if its guard failed and it
   exists; the job only if the job condition failed).
-- `count_ahead` orders active jobs by (priority rank, enqueued_at, username), as the
-  ActiveQueueIndex sort key does.
-- `raise_priority` is conditional on the job still being PENDING with the same
-  request_id and a stored priority below the new one (only ever upward), as the
-  adapter's `priority IN (<lower priorities>)` condition.
+- `read` returns the job and the profile as they are (a strongly consistent read).
+- `position_facts` orders active jobs by (priority rank, enqueued_at, username), as
+  the ActiveQueueIndex sort key does, and gives up beyond the cap as the capped
+  shard counts do; the counters move with every write by `queue_stats.transition`,
+  as the adapter's do.
+- `raise_priority` and `mark_dispatched` are conditional on the version read, as
+  the adapter's conditions are.
 
 Every fake takes a lock, so threads can hammer them concurrently.
 """
@@ -25,9 +27,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from viralspot.errors import DispatchFailed
-from viralspot.jobs import Job, JobStatus, Priority, QueueName
-from viralspot.ports import IntakeBlocked, ProfileGuard, WriteConflict
+from viralspot.jobs import Job, JobStatus, QueueName
+from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
+from viralspot.queue_stats import PositionFacts, QueueCounts, QueueFacts, Sample, transition
 
 DEFAULT_START = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
 
@@ -82,6 +85,8 @@ def _profile_passes(profile: Profile | None, guard: ProfileGuard, stale_before: 
         return False
     if guard is ProfileGuard.SECONDARY:
         return profile.tier is Tier.SECONDARY
+    if guard is ProfileGuard.CRAWLED:
+        return profile.crawled_only
     # STALE: tier = primary AND (no last_scraped_at OR last_scraped_at < stale_before)
     return profile.tier is Tier.PRIMARY and (
         profile.last_scraped_at is None or profile.last_scraped_at < stale_before
@@ -109,11 +114,12 @@ class MemoryJobStore:
         self.profiles = profiles if profiles is not None else MemoryProfiles()
         self._lock = threading.RLock()
         self._items: dict[str, Job] = {}
-        self._conflicts_left = 0
+        self._counters: dict[str, int] = {}
+        self._sample: Sample | None = None
         self.create_calls = 0
-        # Called inside create() after a refusal is decided, before it is raised,
-        # outside the lock: lets a test slip a concurrent change in between.
-        self.after_block: Callable[[Job], None] | None = None
+        # Called by read() with the username after its snapshot is taken, outside the
+        # lock: lets a test slip a concurrent change in before the caller acts on it.
+        self.after_read: Callable[[str], None] | None = None
 
     # -- arranging and inspecting ------------------------------------------------
 
@@ -125,10 +131,11 @@ class MemoryJobStore:
         with self._lock:
             return list(self._items.values())
 
-    def conflict_next(self, times: int) -> None:
-        """The next `times` calls of create() fail as DynamoDB's TransactionConflict."""
-        with self._lock:
-            self._conflicts_left = times
+    def _store(self, before: Job | None, after: Job) -> None:
+        """Write `after` and count the transition, as the adapter does (lock held)."""
+        self._items[after.username] = after
+        for name, n in transition(before, after).items():
+            self._counters[name] = self._counters.get(name, 0) + n
 
     # -- JobStore ------------------------------------------------------------------
 
@@ -142,49 +149,72 @@ class MemoryJobStore:
     ) -> None:
         with self._lock:
             self.create_calls += 1
-            if self._conflicts_left > 0:
-                self._conflicts_left -= 1
-                raise WriteConflict()
             profile = self.profiles.get(job.username)
             existing = self._items.get(job.username)
             profile_ok = _profile_passes(profile, guard, stale_before)
             job_ok = _job_replaceable(existing, recent_before)
             if profile_ok and job_ok:
-                self._items[job.username] = job
+                self._store(None, job)
                 return
-            blocked = IntakeBlocked(
+            raise IntakeBlocked(
                 job=None if job_ok else existing,
                 profile=None if profile_ok else profile,
             )
-        if self.after_block is not None:
-            self.after_block(job)
-        raise blocked
+
+    def read(self, username: str) -> tuple[Job | None, Profile | None]:
+        with self._lock:
+            seen = self._items.get(username), self.profiles.get(username)
+        if self.after_read is not None:
+            self.after_read(username)
+        return seen
 
     def get(self, username: str) -> Job | None:
         with self._lock:
             return self._items.get(username)
 
-    def count_ahead(self, job: Job) -> int:
-        mine = _queue_key(job)
-        with self._lock:
-            return sum(
-                1 for other in self._items.values() if other.is_active and _queue_key(other) < mine
-            )
-
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
+    def mark_dispatched(self, job: Job, now: datetime) -> Job | None:
         with self._lock:
             current = self._items.get(job.username)
             if (
                 current is None
                 or current.request_id != job.request_id
-                or current.status is not job.status
-                or not (current.status is JobStatus.PENDING or current.awaiting_retry)
-                or current.priority.rank <= priority.rank
+                or current.status is not JobStatus.PENDING
+                or current.priority is not job.priority
             ):
                 return None
-            raised = current.model_copy(update={"priority": priority, "updated_at": now})
-            self._items[job.username] = raised
-            return raised
+            sent = current.model_copy(update={"dispatched_at": now})
+            self._store(current, sent)
+            return sent
+
+    def position_facts(self, job: Job, cap: int) -> PositionFacts:
+        mine = _queue_key(job)
+        with self._lock:
+            ahead = sum(
+                1 for other in self._items.values() if other.is_active and _queue_key(other) < mine
+            )
+        return PositionFacts(ahead=ahead if ahead <= cap else None, facts=self.queue_facts())
+
+    def queue_facts(self) -> QueueFacts:
+        with self._lock:
+            return QueueFacts(counts=QueueCounts(values=dict(self._counters)), sample=self._sample)
+
+    def save_sample(self, sample: Sample, *, replaces: Sample | None) -> bool:
+        with self._lock:
+            current = self._sample
+            if (current is None) != (replaces is None) or (
+                current is not None and replaces is not None and current.at != replaces.at
+            ):
+                return False
+            self._sample = sample
+            return True
+
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        with self._lock:
+            current = self._items.get(job.username)
+            if current is None or current != job:
+                return False
+            self._store(current, raised)
+            return True
 
 
 class RecordingDispatcher:

@@ -6,14 +6,15 @@ Same conditional semantics as the DynamoDB adapters, condition by condition:
   (status = PENDING OR (status = PROCESSING AND lease_until < :now))`; then
   PROCESSING, attempts + 1, last_attempt = updated_at = now, the new lease, no
   next_retry_at.
-- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING and
-  `lease_until` are still those of the claim.
+- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING,
+  `lease_until` and `updated_at` are still those of the claim.
 - `replace` (DynamoJobStore.replace): put if `request_id`, `status` and `updated_at`
-  are still those of the version read.
-- `due` (DynamoJobStore.due): the SweepIndex query. The index keys come from the
-  adapter's own `job_to_item`, so a job is in the index exactly when it would be
-  there in DynamoDB, and `sweep_at <= before` compares the same ISO strings.
-  Pages resume strictly after the last key returned, as ExclusiveStartKey does.
+  (and, for a waiting job, `dispatched_at`) are still those of the version read.
+- `due` (DynamoJobStore.due): the SweepIndex query over every shard. The index keys
+  come from the adapter's own `job_to_item`, so a job is in the index exactly when
+  it would be there in DynamoDB, and `sweep_at <= before` compares the same ISO
+  strings. It reads lazily, resuming strictly after the last key returned, as the
+  adapter's pages do.
 
 Timestamps compare as DynamoDB compares them: as the stored millisecond ISO strings.
 """
@@ -21,17 +22,17 @@ Timestamps compare as DynamoDB compares them: as the stored millisecond ISO stri
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from tests.fakes.memory import MemoryJobStore, MemoryProfiles
-from viralspot.adapters.dynamo_jobs import job_to_item
+from viralspot.adapters.dynamo_jobs import job_to_item, sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
 from viralspot.feed import FeedProfile
-from viralspot.jobs import Job, JobStatus
+from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed
 from viralspot.profiles import Profile, Tier
+from viralspot.sharding import shard_of
 
 
 def _same_instant(a: datetime | None, b: datetime | None) -> bool:
@@ -57,9 +58,12 @@ class MemoryWorkerJobStore(MemoryJobStore):
         now: datetime,
         lease_until: datetime,
         max_attempts: int,
+        lease_id: str,
     ) -> Job | None:
         with self._lock:
             job = self._items.get(username)
+            if job is not None and job.lease_id == lease_id and job.status is JobStatus.PROCESSING:
+                return job  # our own earlier success, retried after a lost answer
             if job is None or job.request_id != request_id or job.attempts >= max_attempts:
                 return None
             expired = (
@@ -69,19 +73,10 @@ class MemoryWorkerJobStore(MemoryJobStore):
             )
             if job.status is not JobStatus.PENDING and not expired:
                 return None
-            claimed = job.model_copy(
-                update={
-                    "status": JobStatus.PROCESSING,
-                    "attempts": job.attempts + 1,
-                    "last_attempt": now,
-                    "lease_until": lease_until,
-                    "updated_at": now,
-                    "next_retry_at": None,
-                }
-            )
-            self._items[username] = claimed
+            taken = claimed(job, now, lease_until, lease_id)
+            self._store(job, taken)
             self.claims += 1
-            return claimed
+            return taken
 
     def finish(self, claimed: Job, outcome: Job) -> bool:
         if claimed.lease_until is None:
@@ -93,37 +88,38 @@ class MemoryWorkerJobStore(MemoryJobStore):
                 or current.request_id != claimed.request_id
                 or current.status is not JobStatus.PROCESSING
                 or not _same_instant(current.lease_until, claimed.lease_until)
+                or not _same_instant(current.updated_at, claimed.updated_at)
             ):
                 return False
-            self._items[claimed.username] = outcome
+            self._store(current, outcome)
             return True
 
     # -- sweeper ---------------------------------------------------------------
 
     def due(
-        self,
-        status: JobStatus,
-        before: datetime,
-        *,
-        limit: int,
-        start: dict[str, Any] | None = None,
-    ) -> tuple[list[Job], dict[str, Any] | None]:
+        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+    ) -> Iterator[Job]:
         cutoff = to_iso(before)
-        with self._lock:
-            indexed = []
-            for job in self._items.values():
-                item = job_to_item(job)
-                if item.get("sweep_pk") == status.value and item["sweep_at"] <= cutoff:
-                    indexed.append(((item["sweep_at"], job.username), job))
-        indexed.sort(key=lambda entry: entry[0])
-        if start is not None:
-            after = (start["sweep_at"], start["username"])
-            indexed = [entry for entry in indexed if entry[0] > after]
-        page = indexed[:limit]
-        more = len(indexed) > limit
-        last = page[-1][0] if page and more else None
-        next_start = {"sweep_at": last[0], "username": last[1]} if last else None
-        return [job for _, job in page], next_start
+        after: tuple[str, str] | None = None
+        while True:
+            with self._lock:
+                indexed = []
+                for job in self._items.values():
+                    item = job_to_item(job)
+                    key = (item.get("sweep_at", ""), job.username)
+                    if (
+                        item.get("sweep_pk")
+                        == sweep_partition(kind, priority, shard_of(job.username))
+                        and key[0] <= cutoff
+                        and (after is None or key > after)
+                    ):
+                        indexed.append((key, job))
+            indexed.sort(key=lambda entry: entry[0])
+            if not indexed:
+                return
+            for key, job in indexed[:page]:
+                after = key
+                yield job
 
     def replace(self, expected: Job, new: Job) -> bool:
         if expected.updated_at is None:
@@ -135,9 +131,13 @@ class MemoryWorkerJobStore(MemoryJobStore):
                 or current.request_id != expected.request_id
                 or current.status is not expected.status
                 or not _same_instant(current.updated_at, expected.updated_at)
+                or (
+                    current.status is JobStatus.PENDING
+                    and not _same_instant(current.dispatched_at, expected.dispatched_at)
+                )
             ):
                 return False
-            self._items[expected.username] = new
+            self._store(current, new)
             return True
 
 
@@ -193,6 +193,13 @@ class MemoryContent:
             self.feed_profiles[username] = profile
             for reel in reels:
                 self.items[(username, reel.shortcode)] = reel
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        with self._lock:
+            stale = [key for key in self.items if key[0] == username and key[1] not in keep]
+            for key in stale:
+                del self.items[key]
+            return len(stale)
 
     def reels_of(self, username: str) -> list[ScoredReel]:
         with self._lock:

@@ -1,5 +1,7 @@
-"""The viral-ideas feed on the emulator: profiles analysed by the real worker (sample
-provider), read through the API, checked against the Content table itself."""
+"""The viral-ideas feed: profiles analysed by the real worker (sample provider), read
+through the API, checked against the Content table itself. The tests whose answer
+rests on DynamoDB's own Query semantics (key conditions, Limit before the filter,
+LastEvaluatedKey) run on moto and on DynamoDB Local (`ddblocal`)."""
 
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ def three(api: LocalApi, stack: Stack, aws_env: Emulator) -> list[dict[str, Any]
     return stored_reels(aws_env, stack)
 
 
+@pytest.mark.ddblocal
 def test_feed_ranks_reels_across_profiles(api: LocalApi, three: list[dict[str, Any]]) -> None:
     code, body = feed_page(api)
     assert code == 200
@@ -128,6 +131,7 @@ def test_feed_ranks_reels_across_profiles(api: LocalApi, three: list[dict[str, A
     assert first["crawl_depth"] is False
 
 
+@pytest.mark.ddblocal
 def test_paging_visits_every_listed_reel_once_in_order(
     api: LocalApi, three: list[dict[str, Any]]
 ) -> None:
@@ -145,6 +149,7 @@ def test_paging_visits_every_listed_reel_once_in_order(
         )
 
 
+@pytest.mark.ddblocal
 def test_since_and_category_filter(api: LocalApi, three: list[dict[str, Any]]) -> None:
     today = datetime.now(UTC).date()
     # Weekday boundaries: the oldest week of the window is read with a filter.
@@ -166,6 +171,7 @@ def test_since_and_category_filter(api: LocalApi, three: list[dict[str, Any]]) -
     assert nobody["data"] == {"reels": [], "count": 0, "since": nobody["data"]["since"]}
 
 
+@pytest.mark.ddblocal
 def test_reanalysis_replaces_the_profiles_reels(
     api: LocalApi, stack: Stack, aws_env: Emulator, three: list[dict[str, Any]]
 ) -> None:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from devstack.apigw import proxy_event
 from devstack.emulator import EMULATOR_ENV, Emulator
@@ -25,13 +24,15 @@ from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack, create_stack
 from tests.conftest import CallCounter
+from tests.support import dynamodb_error
 from viralspot import bootstrap, intake
 from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize, serialize
 from viralspot.adapters.dynamo_jobs import job_from_item, job_to_item
 from viralspot.clock import to_iso, utc_now
 from viralspot.errors import ErrorKind
-from viralspot.jobs import Job, JobStatus, Priority, Source, new_job
+from viralspot.jobs import Job, JobStatus, Priority, Source, new_job, raised_for
+from viralspot.sharding import INDEX_SHARDS
 
 # The seed's response tables. `next_check_recommended` is "when queued" in the seed's
 # field reference, so the already-in-queue answer (queued: true) carries it too.
@@ -57,7 +58,21 @@ EXISTS_FIELDS = {
     "skip_reason",
 }
 
-NEW_CALLS = ["dynamodb.Query", "dynamodb.TransactWriteItems", "sqs.SendMessage"]
+# DESIGN.md "Read first, decide atomically": one strongly consistent read answers a
+# repeat; a new job costs the transaction, the send and its record, and the position
+# (one capped COUNT per index shard plus the counters, side by side: one round trip).
+READ = ["dynamodb.BatchGetItem"]
+POSITION_CALLS = ["dynamodb.Query"] * INDEX_SHARDS + ["dynamodb.BatchGetItem"]
+DUPLICATE_CALLS = sorted(READ + POSITION_CALLS)
+NEW_CALLS = sorted(
+    [
+        *READ,
+        "dynamodb.TransactWriteItems",
+        "sqs.SendMessage",
+        "dynamodb.UpdateItem",
+        *POSITION_CALLS,
+    ]
+)
 
 
 @functools.cache
@@ -93,7 +108,9 @@ class Tables:
         return job_from_item(deserialize(item)) if item else None
 
     def job_count(self) -> int:
-        return int(self.dynamodb.scan(TableName=self.stack.refs["JobsTable"])["Count"])
+        """Jobs stored (the queue counters share the table under '#' keys)."""
+        items = self.dynamodb.scan(TableName=self.stack.refs["JobsTable"])["Items"]
+        return sum(1 for item in items if not item["username"]["S"].startswith("#"))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
         """Every message on `queue` (received once; they stay invisible afterwards)."""
@@ -173,7 +190,7 @@ def test_already_processed_answer(api: LocalApi, tables: Tables, aws_calls: Call
         "created_at": created,
         "skip_reason": "already_processed",
     }
-    assert aws_calls.calls == ["dynamodb.TransactWriteItems"]
+    assert aws_calls.calls == READ
     assert tables.job_count() == 0
     assert tables.messages("HighQueue") == []
 
@@ -201,7 +218,7 @@ def test_already_in_queue_answer_for_a_processing_job(
     assert data["queue_position"] == 1
     assert data["request_id"] == job.request_id
     assert data["skip_reason"] == "already_in_queue"
-    assert sorted(aws_calls.calls) == ["dynamodb.Query", "dynamodb.TransactWriteItems"]
+    assert sorted(aws_calls.calls) == DUPLICATE_CALLS
     assert tables.job("entrepreneur_mike") == job  # untouched
     assert tables.messages("HighQueue") == []
 
@@ -235,7 +252,7 @@ def test_recently_completed_answer(api: LocalApi, tables: Tables, aws_calls: Cal
         "created_at": to_iso(completed_at),
         "skip_reason": "recently_completed",
     }
-    assert aws_calls.calls == ["dynamodb.TransactWriteItems"]
+    assert aws_calls.calls == READ
     assert tables.job("entrepreneur_mike") == job
     assert tables.messages("HighQueue") == []
 
@@ -265,7 +282,7 @@ def test_secondary_profile_is_upgraded(
     assert [m["request_id"] for m in tables.messages("HighQueue")] == [data["request_id"]]
     # The ABSENT guard is refused (a secondary exists); the write is repeated with
     # the SECONDARY guard: two transactions, each atomic.
-    assert sorted(aws_calls.calls) == sorted([*NEW_CALLS, "dynamodb.TransactWriteItems"])
+    assert sorted(aws_calls.calls) == NEW_CALLS
 
 
 def test_stale_primary_is_queued_for_refresh(
@@ -303,8 +320,8 @@ def test_stale_primary_is_queued_for_refresh(
         JobStatus.PENDING,
         0,
     )
-    assert [m["request_id"] for m in tables.messages("LowQueue")] == [data["request_id"]]
-    assert sorted(aws_calls.calls) == sorted([*NEW_CALLS, "dynamodb.TransactWriteItems"])
+    assert [m["request_id"] for m in tables.messages("MediumQueue")] == [data["request_id"]]
+    assert sorted(aws_calls.calls) == NEW_CALLS
 
 
 def test_failed_awaiting_retry_is_already_in_queue(
@@ -330,7 +347,7 @@ def test_failed_awaiting_retry_is_already_in_queue(
     assert data["status"] == "failed"
     assert data["request_id"] == job.request_id
     assert data["next_retry_at"] == to_iso(retry_at)
-    assert aws_calls.calls == ["dynamodb.TransactWriteItems"]
+    assert aws_calls.calls == READ
 
 
 def test_failed_for_good_starts_a_fresh_job(api: LocalApi, tables: Tables) -> None:
@@ -358,6 +375,7 @@ def test_failed_for_good_starts_a_fresh_job(api: LocalApi, tables: Tables) -> No
     )
 
 
+@pytest.mark.ddblocal
 def test_high_request_upgrades_a_waiting_medium_job(
     api: LocalApi, tables: Tables, aws_calls: CallCounter
 ) -> None:
@@ -376,22 +394,25 @@ def test_high_request_upgrades_a_waiting_medium_job(
     assert stored is not None
     assert stored.priority is Priority.HIGH
     assert stored.request_id == first["data"]["request_id"]
-    # One job, two messages: the original on the low queue, the raise on the high one.
+    # One job, two messages: the original on the medium queue, the raise on the high one.
     assert [m["request_id"] for m in tables.messages("HighQueue")] == [data["request_id"]]
-    assert [m["request_id"] for m in tables.messages("LowQueue")] == [data["request_id"]]
+    assert [m["request_id"] for m in tables.messages("MediumQueue")] == [data["request_id"]]
     assert tables.job_count() == 1
-    assert sorted(aws_calls.calls) == sorted([*NEW_CALLS, "dynamodb.UpdateItem"])
+    # The raise is a transaction (the job and its counters), then the send and its record.
+    assert sorted(aws_calls.calls) == NEW_CALLS
 
 
-# A request acts on the job snapshot its refused transaction returned; the raise is
-# conditional on the stored priority still being below the new one, so an old
-# snapshot neither raises (and sends) twice nor lowers a job someone else raised.
+# A request acts on the job snapshot its read returned; the raise is conditional on
+# the job still being that version, so an old snapshot neither raises (and sends)
+# twice nor lowers a job someone else raised.
 
 
+@pytest.mark.ddblocal
 def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Tables) -> None:
     """Two HIGH requests for a waiting LOW job, interleaved deterministically: B runs
-    entirely between A's refused transaction and A's raise, as two Lambda instances
-    can. Both saw the LOW job; only one may raise it and send to the high queue."""
+    entirely between A's read and A's raise, as two Lambda instances can. Both saw
+    the LOW job; only one may raise it and send to the high queue; A, losing, reads
+    again and answers from what the job is now."""
     _, first = post(api, "natgeo", "crawler")
     ctx = bootstrap.context()
     b_answers: list[intake.IntakeAnswer] = []
@@ -411,7 +432,7 @@ def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Table
                 ).answer
             )
 
-    _register("before-call.dynamodb.UpdateItem", request_b_first)
+    _register("before-call.dynamodb.TransactWriteItems", request_b_first)
     _, a = post(api, "natgeo", "frontend")
     assert b_answers[0].upgraded is True
     assert a["data"]["request_id"] == first["data"]["request_id"]
@@ -419,6 +440,7 @@ def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Table
     assert a["data"].get("upgraded") is None
 
 
+@pytest.mark.ddblocal
 def test_raise_on_a_stale_snapshot_neither_repeats_nor_lowers(
     api: LocalApi, tables: Tables
 ) -> None:
@@ -426,15 +448,13 @@ def test_raise_on_a_stale_snapshot_neither_repeats_nor_lowers(
     ctx = bootstrap.context()
     seen_low = ctx.jobs.get("natgeo")
     assert seen_low is not None
-    raised = ctx.jobs.raise_priority(seen_low, Priority.HIGH, utc_now())
-    assert raised is not None
-    assert raised.priority is Priority.HIGH
+    assert ctx.jobs.raise_priority(seen_low, raised_for(seen_low, Source.FRONTEND, utc_now()))
     # Another request that also saw the LOW job, asking MEDIUM, arrives last.
-    late = ctx.jobs.raise_priority(seen_low, Priority.MEDIUM, utc_now())
+    late = ctx.jobs.raise_priority(seen_low, raised_for(seen_low, Source.API, utc_now()))
     stored = tables.job("natgeo")
     assert stored is not None
     assert stored.priority is Priority.HIGH
-    assert late is None
+    assert late is False
 
 
 def test_at_prefix_and_case_are_one_profile(api: LocalApi, tables: Tables) -> None:
@@ -621,19 +641,6 @@ def _register(event: str, handler: Callable[..., Any]) -> None:
     aws.dynamodb().meta.events.register(event, handler)
 
 
-def _error_response(code: str, status: int = 400) -> Callable[..., Any]:
-    """A before-call hook answering like DynamoDB would with error `code`: botocore
-    then raises the ClientError itself, through the adapter's real call."""
-
-    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("http://dynamodb.invalid", status, HTTPHeaders(), None), {
-            "Error": {"Code": code, "Message": f"injected {code}"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-        }
-
-    return answer
-
-
 def test_sqs_failure_still_answers_queued_in_fallback_mode(
     api: LocalApi,
     tables: Tables,
@@ -673,7 +680,7 @@ def test_dynamodb_unreachable_is_503_and_nothing_is_queued(
     assert body["success"] is False
     assert "nothing was queued" in body["detail"]
     assert headers.get("Retry-After") == "5"
-    assert counter.calls == ["dynamodb.TransactWriteItems"]
+    assert counter.calls == READ
     assert tables.job_count() == 0
     assert tables.messages("HighQueue") == []
 
@@ -686,7 +693,7 @@ def test_throttled_transaction_is_503_and_nothing_is_queued(
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
     ):
-        hook = _error_response(code)
+        hook = dynamodb_error(code)
         _register("before-call.dynamodb.TransactWriteItems", hook)
         aws_calls.reset()
         status, headers, body = api.request("POST", "/api/profile/natgeo/request")
@@ -695,7 +702,7 @@ def test_throttled_transaction_is_503_and_nothing_is_queued(
         assert body["success"] is False
         assert "nothing was queued" in body["detail"]
         assert headers.get("Retry-After") == "5"
-        assert aws_calls.calls == ["dynamodb.TransactWriteItems"]
+        assert aws_calls.calls == [*READ, "dynamodb.TransactWriteItems"]
     assert tables.job_count() == 0
     assert tables.messages("HighQueue") == []
     # The same request goes through once DynamoDB accepts writes again.

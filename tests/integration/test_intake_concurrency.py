@@ -34,6 +34,9 @@ from viralspot.jobs import Priority
 THREADS = 50
 ROUNDS = 5
 
+# The race is decided by DynamoDB itself: every test here runs on moto and on DynamoDB Local.
+pytestmark = pytest.mark.ddblocal
+
 
 @functools.cache
 def _emulator_client(emulator: Emulator, service: str) -> Any:

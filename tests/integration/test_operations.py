@@ -27,7 +27,8 @@ def test_queue_status_counts_live_jobs_by_status_and_priority(
     assert data["jobs"]["PROCESSING"] == {"HIGH": 0, "MEDIUM": 0, "LOW": 0}
     assert data["totals"] == {"PENDING": 4, "PROCESSING": 0, "FAILED": 0}
     assert data["queues"]["high"]["visible"] == 1
-    assert data["queues"]["low"]["visible"] == 3
+    assert data["queues"]["medium"]["visible"] == 1
+    assert data["queues"]["low"]["visible"] == 2
     assert data["queues"]["low_dlq"]["visible"] == 1
     assert data["dead_letters"] == 1
 
@@ -53,9 +54,10 @@ def test_queue_status_cost_does_not_grow_with_completed_history(
     aws_calls.reset()
     _, _, body = api.request("GET", "/api/viral-ideas/queue-status")
     assert body["data"]["totals"] == {"PENDING": 0, "PROCESSING": 0, "FAILED": 0}
-    # One query per live status plus one attribute read per queue; no scan.
+    # One read of the counter shards plus one attribute read per queue: no query, no
+    # scan, whatever the backlog.
     assert sorted(aws_calls.calls) == sorted(
-        ["dynamodb.Query"] * 3 + ["sqs.GetQueueAttributes"] * 4
+        ["dynamodb.BatchGetItem"] + ["sqs.GetQueueAttributes"] * 6
     )
 
 
@@ -81,11 +83,11 @@ def test_redrive_moves_dead_letters_back(api: LocalApi, stack: Stack, aws_env: E
     sqs.send_message(QueueUrl=stack.refs["LowDeadLetterQueue"], MessageBody='{"n": 9}')
     code, _, body = api.request("POST", "/api/viral-ideas/redrive?max_messages=2")
     assert code == 200
-    assert body["data"] == {"moved": {"high": 2, "low": 1}, "total": 3}
+    assert body["data"] == {"moved": {"high": 2, "medium": 0, "low": 1}, "total": 3}
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 2
     assert [m["Body"] for m in drain(aws_env, stack.refs["LowQueue"])] == ['{"n": 9}']
     _, _, again = api.request("POST", "/api/viral-ideas/redrive")
-    assert again["data"]["moved"] == {"high": 1, "low": 0}
+    assert again["data"]["moved"] == {"high": 1, "medium": 0, "low": 0}
 
 
 def test_bulk_request_reports_one_result_per_username(
@@ -115,8 +117,8 @@ def test_bulk_request_reports_one_result_per_username(
     assert "invalid characters" in bad["error"]
     assert other["success"] is True
     assert (data["total"], data["succeeded"], data["failed"]) == (4, 3, 1)
-    low = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["LowQueue"])]
-    assert sorted(low) == ["fresh_one", "fresh_two"]
+    medium = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["MediumQueue"])]
+    assert sorted(medium) == ["fresh_one", "fresh_two"]
 
 
 def test_bulk_request_validates_the_body(api: LocalApi) -> None:

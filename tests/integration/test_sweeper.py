@@ -49,6 +49,7 @@ def request(api: LocalApi, username: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.ddblocal
 def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,6 +101,7 @@ class DiesAfterProfile:
         return []
 
 
+@pytest.mark.ddblocal
 def test_worker_dies_then_lease_expiry_retry_completes_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -182,6 +184,7 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
     assert provider.calls == 3
 
 
+@pytest.mark.ddblocal
 def test_not_found_fails_at_once_and_is_never_retried(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -199,6 +202,7 @@ def test_not_found_fails_at_once_and_is_never_retried(
     assert status["data"]["error_kind"] == "permanent"
 
 
+@pytest.mark.ddblocal
 def test_lease_expired_on_last_attempt_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -226,12 +230,23 @@ def test_lease_expired_on_last_attempt_fails_for_good(
     assert fresh["request_id"] != final.request_id
 
 
+def unsent(api: LocalApi, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Request `names` while SQS refuses every send: stored jobs with no message."""
+
+    def refuse(self: Any, job: Job) -> None:
+        raise DispatchFailed("SQS unavailable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
+        for name in names:
+            assert request(api, name)["fallback_mode"] is True
+
+
+@pytest.mark.ddblocal
 def test_two_sweeps_at_once_dispatch_a_due_job_once(
-    api: LocalApi, stack: Stack, aws_env: Emulator
+    api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("alpha", "bravo", "charlie"):
-        request(api, name)
-    drain(aws_env, stack.refs["HighQueue"])
+    unsent(api, monkeypatch, "alpha", "bravo", "charlie")
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
 
@@ -240,17 +255,14 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
     ctx = bootstrap.build(get_settings(), clock)
 
     class ReadThenWait:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ctx.jobs, name)
+
         def due(self, *args: Any, **kwargs: Any) -> Any:
-            jobs, start = ctx.jobs.due(*args, **kwargs)
+            jobs = list(ctx.jobs.due(*args, **kwargs))
             if jobs:
                 barrier.wait(timeout=10)
-            return jobs, start
-
-        def replace(self, expected: Job, new: Job) -> bool:
-            return ctx.jobs.replace(expected, new)
-
-        def finish(self, claimed: Job, outcome: Job) -> bool:
-            return ctx.jobs.finish(claimed, outcome)
+            return iter(jobs)
 
     reports: list[SweepReport] = []
 
@@ -275,12 +287,11 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
     assert sorted(sent) == ["alpha", "bravo", "charlie"]
 
 
+@pytest.mark.ddblocal
 def test_sweep_work_is_bounded_per_run(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for i in range(7):
-        request(api, f"user_{i}")
-    drain(aws_env, stack.refs["HighQueue"])
+    unsent(api, monkeypatch, *(f"user_{i}" for i in range(7)))
     monkeypatch.setenv("SWEEP_MAX_JOBS", "3")
     bootstrap.reset()
     clock = StepClock()
@@ -294,8 +305,10 @@ def test_sweep_work_is_bounded_per_run(
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 7
 
 
-def test_sweep_stops_when_the_invocation_runs_out_of_time(api: LocalApi, stack: Stack) -> None:
-    request(api, "natgeo")
+def test_sweep_stops_when_the_invocation_runs_out_of_time(
+    api: LocalApi, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsent(api, monkeypatch, "natgeo")
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     ctx = bootstrap.build(get_settings(), clock)

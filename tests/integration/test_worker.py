@@ -42,6 +42,7 @@ def make_worker(provider: ProfileProvider, clock: Callable[[], datetime]) -> Wor
     return bootstrap.build_worker(ctx, provider)
 
 
+@pytest.mark.ddblocal
 def test_request_to_processed_profile_end_to_end(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -126,6 +127,7 @@ def test_discovered_profile_does_not_discover_further_and_is_upgraded(
     assert drain(aws_env, stack.refs["LowQueue"]) == []
 
 
+@pytest.mark.ddblocal
 def test_secondary_never_overwrites_a_primary(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -156,6 +158,7 @@ def secondary_profile(username: str) -> Profile:
     return Profile(username=username, tier=Tier.SECONDARY, discovered_from="natgeo")
 
 
+@pytest.mark.ddblocal
 def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
     message = drain(aws_env, stack.refs["HighQueue"])[0]
@@ -180,6 +183,7 @@ def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emul
     assert job.attempts == 1
 
 
+@pytest.mark.ddblocal
 def test_old_request_id_and_finished_job_are_acknowledged(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -220,6 +224,7 @@ class CrashingContent:
         raise SystemExit("container killed mid-pipeline")
 
 
+@pytest.mark.ddblocal
 def test_crash_mid_pipeline_is_completed_by_next_delivery_after_lease(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
@@ -313,6 +318,7 @@ def test_permanent_failure_fails_at_once_and_new_request_starts_fresh(
     assert again["data"]["request_id"] != data["request_id"]
 
 
+@pytest.mark.ddblocal
 def test_third_transient_failure_is_final(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     api.request("POST", "/api/profile/natgeo/request")
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]

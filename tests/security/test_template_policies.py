@@ -328,9 +328,17 @@ def test_queues_are_encrypted_and_redrive_to_dead_letter_queues(
         assert target[1] == "Arn"
         assert queues[target[0]]["Type"] == "AWS::SQS::Queue"
         assert 1 <= int(redrive["maxReceiveCount"]) <= 10, name
-        # A dead letter must outlive its original, or it expires before anyone looks.
-        kept = int(queues[target[0]]["Properties"].get("MessageRetentionPeriod", 345600))
-        assert kept >= int(props.get("MessageRetentionPeriod", 345600)), name
+        # A dead letter must outlive its original, or it expires before anyone looks:
+        # a retention set by a parameter is taken at the most the parameter allows.
+        kept = _retention(template, queues[target[0]]["Properties"])
+        assert kept >= _retention(template, props), name
+
+
+def _retention(template: dict[str, Any], props: dict[str, Any]) -> int:
+    period = props.get("MessageRetentionPeriod", 345600)
+    if isinstance(period, dict):
+        return int(template["Parameters"][period["Ref"]]["MaxValue"])
+    return int(period)
 
 
 # ---------------------------------------------------------------- the checks can fail

@@ -56,7 +56,18 @@ from viralspot.errors import (
 )
 from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
-from viralspot.jobs import Job, JobMessage, JobStatus, Source, completed, failed, new_job
+from viralspot.jobs import (
+    Job,
+    JobMessage,
+    JobStatus,
+    Priority,
+    Source,
+    SweepKind,
+    completed,
+    failed,
+    new_job,
+    raised_for,
+)
 from viralspot.pipeline import PipelinePolicy, Result, Worker
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
@@ -192,9 +203,15 @@ class WatchedJobStore(MemoryWorkerJobStore):
         now: datetime,
         lease_until: datetime,
         max_attempts: int,
+        lease_id: str,
     ) -> Job | None:
         claimed = super().claim(
-            username, request_id, now=now, lease_until=lease_until, max_attempts=max_attempts
+            username,
+            request_id,
+            now=now,
+            lease_until=lease_until,
+            max_attempts=max_attempts,
+            lease_id=lease_id,
         )
         if claimed is not None:
             held = self.live.get(username)
@@ -355,6 +372,12 @@ class JobLifecycle(RuleBasedStateMachine):
             assert job.request_id == answer.request_id
             assert job.is_active or job.awaiting_retry
             self.promised.append((username, answer.request_id))
+        elif answer.skip_reason == "failed":
+            # Crawling leaves a person's failed job as the person's answer.
+            assert source is Source.CRAWLER
+            assert job is not None
+            assert job.failed_for_good
+            assert job.source is not Source.CRAWLER
         else:
             assert answer.skip_reason in ("recently_completed", "already_processed")
             profile = self.profiles.get(username)
@@ -492,11 +515,11 @@ def test_stalled_worker_loses_its_claim_to_the_redelivered_copy() -> None:
     machine.teardown()
 
 
-def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
+def test_crash_before_storing_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     machine = JobLifecycle()
     machine.build()
     machine.request("alpha", Source.FRONTEND, send_fails=False)
-    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    assert machine._process(machine.queue.messages.pop(), "crash_fetch") is None
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.PROCESSING
@@ -513,6 +536,23 @@ def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
+
+
+def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it() -> None:
+    """The attempt died after its analysis was stored: the sweeper completes the job,
+    as a new request would answer already processed (DESIGN.md "One answer")."""
+    machine = JobLifecycle()
+    machine.build()
+    machine.request("alpha", Source.FRONTEND, send_fails=False)
+    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    machine.queue.messages.clear()
+    machine.advance(241)
+    machine.sweep(send_fails=False)
+    job = machine.jobs.get("alpha")
+    assert job is not None
+    assert job.status is JobStatus.COMPLETED
+    assert job.attempts == 1
+    machine.teardown()
 
 
 @pytest.mark.parametrize("outcome", ["transient", "crash_fetch"])
@@ -566,19 +606,21 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
             now=now,
             lease_until=now + LEASE,
             max_attempts=MAX_ATTEMPTS,
+            lease_id=args["lease_id"],
         )
         return _dump(claimed)
     if op == "finish":
         return store.finish(args["claimed"], args["outcome"])
     if op == "replace":
         return store.replace(args["expected"], args["new"])
-    found: list[str] = []
-    start = None
-    while True:  # due: every page
-        page, start = store.due(args["status"], args["before"], limit=2, start=start)
-        found += [job.username for job in page]
-        if not start:
-            return sorted(found)
+    if op == "mark":
+        return _dump(store.mark_dispatched(args["job"], args["now"]))
+    if op == "raise":
+        return store.raise_priority(
+            args["job"], raised_for(args["job"], Source.FRONTEND, args["now"])
+        )
+    due = store.due(args["kind"], args["priority"], args["before"], page=2)
+    return sorted(job.username for job in due)
 
 
 @pytest.mark.server
@@ -595,10 +637,12 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     seen: list[Job] = []  # versions read earlier: stale ones must fail the conditions
     ops: Counter[str] = Counter()
     outcomes: Counter[tuple[str, bool]] = Counter()
-    for step in range(150):
+    for step in range(300):
         now = clock()
         name = rng.choice(names)
-        op = rng.choice(("create", "claim", "claim", "finish", "replace", "due", "advance"))
+        op = rng.choice(
+            ("create", "claim", "claim", "finish", "replace", "due", "mark", "raise", "advance")
+        )
         args: dict[str, Any] = {"now": now, "name": name}
         if op == "create":
             args["job"] = new_job(name, rng.choice(list(Source)), now)
@@ -606,6 +650,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             current = fake.get(name)
             fresh = current is not None and rng.random() < 0.8
             args["request_id"] = current.request_id if current and fresh else "0123456789ab"
+            args["lease_id"] = f"lease{step}"
         elif op == "finish" and name in claims:
             claimed = args["claimed"] = claims[name]
             args["outcome"] = (
@@ -626,8 +671,11 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
                 update={"status": JobStatus.PENDING, "next_retry_at": None, "updated_at": now}
             )
         elif op == "due":
-            args["status"] = rng.choice(list(JobStatus))
+            kind = args["kind"] = rng.choice(list(SweepKind))
+            args["priority"] = None if kind is SweepKind.PROCESSING else rng.choice(list(Priority))
             args["before"] = now - timedelta(seconds=rng.choice((0, 300)))
+        elif op in ("mark", "raise") and seen:
+            args["job"] = rng.choice(seen[-4:])
         else:
             clock.advance(seconds=rng.choice((1, 60, 241, 1800, 4000)))
             continue
@@ -647,4 +695,4 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     for name in names:
         assert _dump(fake.get(name)) == _dump(dynamo.get(name)), name
     # The walk exercised every call, and each condition both ways.
-    assert len(outcomes) == 2 * len(ops) == 10, outcomes
+    assert len(outcomes) == 2 * len(ops) == 14, outcomes

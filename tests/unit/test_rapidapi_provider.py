@@ -19,8 +19,10 @@ from tests.fakes.rapidapi_server import FakeRapidApi, RecordedRequest, Reply
 from viralspot.errors import (
     ErrorKind,
     ProfileNotFound,
+    ProviderSystemic,
     ProviderTransient,
     ProviderUnauthorized,
+    ProviderUnavailable,
 )
 from viralspot.providers import ProfileProvider
 from viralspot.providers import rapidapi as rapidapi_module
@@ -469,7 +471,8 @@ def test_long_retry_after_is_left_to_the_job_backoff(
 ) -> None:
     fake.script(PROFILE_PATH, Reply(503, {"message": "busy"}, headers={"Retry-After": "120"}))
 
-    with pytest.raises(ProviderTransient) as caught:
+    # 503: the provider says it is down, a fault that is not the job's (it pauses).
+    with pytest.raises(ProviderUnavailable) as caught:
         make_provider(max_retry_after=5.0).fetch_profile("alice")
 
     assert caught.value.retry_after == 120.0
@@ -495,7 +498,7 @@ def test_backoff_grows_exponentially_and_then_gives_up(
 ) -> None:
     fake.script(PROFILE_PATH, Reply(502, b"<html>bad gateway</html>"))
 
-    with pytest.raises(ProviderTransient) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         make_provider(max_retries=3, backoff_base=0.5).fetch_profile("alice")
 
     assert sleeps == [0.5, 1.0, 2.0]
@@ -564,19 +567,31 @@ def test_not_found_on_the_reels_endpoint(fake: FakeRapidApi, provider: RapidApiP
     assert len(fake.requests) == 1
 
 
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [(404, {"message": "Not Found"}), (400, {"message": "invalid username"}), (422, {})],
-)
-def test_client_errors_are_profile_not_found_without_retry(
-    fake: FakeRapidApi, provider: RapidApiProvider, status: int, body: dict[str, Any]
+def test_404_is_profile_not_found_without_retry(
+    fake: FakeRapidApi, provider: RapidApiProvider
 ) -> None:
-    fake.script(PROFILE_PATH, Reply(status, body))
+    fake.script(PROFILE_PATH, Reply(404, {"message": "Not Found"}))
 
     with pytest.raises(ProfileNotFound):
         provider.fetch_profile("ghost")
 
     assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(400, {"message": "invalid username"}), (422, {}), (409, {})]
+)
+def test_other_client_errors_are_bounded_transient_failures(
+    fake: FakeRapidApi, provider: RapidApiProvider, status: int, body: dict[str, Any]
+) -> None:
+    # Only the provider's own "not found" / "private" are permanent (DESIGN.md): an
+    # answer we do not understand costs an attempt, never the job at once.
+    fake.script(PROFILE_PATH, Reply(status, body))
+
+    with pytest.raises(ProviderTransient) as caught:
+        provider.fetch_profile("ghost")
+
+    assert caught.value.kind is ErrorKind.TRANSIENT
 
 
 def test_private_account_is_profile_not_found(
@@ -603,7 +618,8 @@ def test_auth_failures_are_unauthorized_logged_and_not_retried(
     with pytest.raises(ProviderUnauthorized) as caught:
         provider.fetch_profile("alice")
 
-    assert caught.value.kind is ErrorKind.PERMANENT
+    # Systemic: the job pauses rather than fails (tests/integration/test_lifecycle.py).
+    assert isinstance(caught.value, ProviderSystemic)
     assert len(fake.requests) == 1
     assert sleeps == []
     assert any(record.levelno == logging.ERROR for record in captured_logs)
@@ -671,12 +687,12 @@ def test_read_timeout_is_transient(fake: FakeRapidApi, make_provider: MakeProvid
     assert "Timeout" in str(caught.value)
 
 
-def test_connection_refused_is_transient_and_retried(sleeps: list[float]) -> None:
+def test_connection_refused_is_the_provider_down_and_retried(sleeps: list[float]) -> None:
     provider = RapidApiProvider(
         API_KEY, base_url=f"http://127.0.0.1:{closed_port()}", sleep=sleeps.append, max_retries=2
     )
 
-    with pytest.raises(ProviderTransient):
+    with pytest.raises(ProviderUnavailable):
         provider.fetch_profile("alice")
 
     assert len(sleeps) == 2

@@ -14,11 +14,11 @@ from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.adapters.sqs_queues import SqsQueues
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
+from viralspot.errors import ProviderUnauthorized
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
-from viralspot.ports import ProfileGuard
-from viralspot.providers import ProfileProvider
+from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.sweeper import SweepPolicy
 
 
@@ -41,7 +41,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         profiles=DynamoProfileStore(settings.profiles_table),
         content=DynamoContentStore(settings.content_table),
         dispatcher=SqsDispatcher(
-            {QueueName.HIGH: settings.high_queue_url, QueueName.LOW: settings.low_queue_url}
+            {QueueName(name): url for name, url in settings.queue_urls().items()}
         ),
         queues=SqsQueues(),
         policy=IntakePolicy(stale_after=timedelta(days=settings.profile_stale_after_days)),
@@ -63,7 +63,9 @@ def provider_for(settings: Settings) -> ProfileProvider:
         from viralspot.providers.rapidapi import rapidapi_from_parameters
 
         if not settings.rapidapi_key_parameter:
-            raise RuntimeError("PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)")
+            raise ProviderUnauthorized(
+                "PROVIDER=rapidapi needs RAPIDAPI_KEY_PARAMETER (an SSM name)"
+            )
         return rapidapi_from_parameters(settings.rapidapi_key_parameter, settings.rapidapi_host)
     return _sample_provider()
 
@@ -93,8 +95,7 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
             clock=ctx.clock,
             depth=depth,
             discovered_from=parent,
-            # The pipeline has just stored it as a secondary; nobody reads the position.
-            expect=ProfileGuard.SECONDARY,
+            # Nobody reads a crawled job's position.
             with_position=False,
         )
 
@@ -118,9 +119,34 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
     )
 
 
+class LazyProvider:
+    """The configured provider, built on first use inside the job's attempt: a key
+    that is missing or unreadable then pauses that job (ProviderUnauthorized) like a
+    rejected one, instead of failing the message before any job is claimed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: ProfileProvider | None = None
+        self.name: str = settings.provider
+
+    def _provider(self) -> ProfileProvider:
+        if self._built is None:
+            self._built = provider_for(self._settings)
+        return self._built
+
+    def fetch_profile(self, username: str) -> ProviderProfile:
+        return self._provider().fetch_profile(username)
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        return self._provider().fetch_reels(username, target)
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return self._provider().fetch_similar(username, limit)
+
+
 def worker() -> Worker:
     ctx = context()
-    return build_worker(ctx, provider_for(ctx.settings))
+    return build_worker(ctx, LazyProvider(ctx.settings))
 
 
 def sweep_policy(settings: Settings) -> SweepPolicy:
@@ -130,6 +156,7 @@ def sweep_policy(settings: Settings) -> SweepPolicy:
         backoff_cap_minutes=settings.backoff_cap_minutes,
         backoff_base_seconds=settings.backoff_base_seconds,
         max_jobs=settings.sweep_max_jobs,
+        message_retention=timedelta(seconds=settings.queue_retention_seconds) - timedelta(hours=1),
     )
 
 

@@ -21,7 +21,10 @@ class Settings(BaseModel):
     jobs_table: str
     high_queue_url: str
     low_queue_url: str
+    # Without a queue of its own (an older stack), MEDIUM work shares the low queue.
+    medium_queue_url: str | None = None
     high_dlq_url: str | None = None
+    medium_dlq_url: str | None = None
     low_dlq_url: str | None = None
 
     # A primary profile older than this is analysed again when someone asks for it.
@@ -35,10 +38,23 @@ class Settings(BaseModel):
     backoff_base_seconds: float = Field(default=60, gt=0)
     pending_grace_minutes: float = Field(default=5, gt=0)
     sweep_max_jobs: int = Field(default=500, ge=1)
+    # The queues' maxReceiveCount: a message failing on this delivery is dead-lettered.
+    max_receive_count: int = Field(default=3, ge=1)
+    # The queues' MessageRetentionPeriod: a job whose message is older is sent again.
+    queue_retention_seconds: int = Field(default=345_600, ge=7_200)
 
     provider: Literal["sample", "rapidapi"] = "sample"
     rapidapi_host: str = "instagram-scraper-stable-api.p.rapidapi.com"
     rapidapi_key_parameter: str | None = None
+
+    def queue_urls(self) -> dict[str, str]:
+        """Each priority's queue by name (MEDIUM falls back to the low queue)."""
+        return {
+            "high": self.high_queue_url,
+            "medium": self.medium_queue_url or self.low_queue_url,
+            "low": self.low_queue_url,
+        }
+
     reels_target: int = Field(default=100, ge=1, le=500)
     low_priority_reels_target: int = Field(default=30, ge=1, le=500)
     discovery_max_depth: int = Field(default=1, ge=0)
@@ -51,6 +67,8 @@ _ENV = {
     "jobs_table": "JOBS_TABLE",
     "high_queue_url": "HIGH_QUEUE_URL",
     "low_queue_url": "LOW_QUEUE_URL",
+    "medium_queue_url": "MEDIUM_QUEUE_URL",
+    "medium_dlq_url": "MEDIUM_DLQ_URL",
     "high_dlq_url": "HIGH_DLQ_URL",
     "low_dlq_url": "LOW_DLQ_URL",
     "profile_stale_after_days": "PROFILE_STALE_AFTER_DAYS",
@@ -60,6 +78,8 @@ _ENV = {
     "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
     "sweep_max_jobs": "SWEEP_MAX_JOBS",
+    "max_receive_count": "MAX_RECEIVE_COUNT",
+    "queue_retention_seconds": "QUEUE_RETENTION_SECONDS",
     "provider": "PROVIDER",
     "rapidapi_host": "RAPIDAPI_HOST",
     "rapidapi_key_parameter": "RAPIDAPI_KEY_PARAMETER",

@@ -31,6 +31,12 @@ class StorageUnavailable(StorageError):
     """DynamoDB could not be reached or throttled the call (HTTP 503): nothing was stored."""
 
 
+class StorageBusy(StorageUnavailable):
+    """Writes to one item kept colliding with transactions past the retry budget: the
+    caller answers 503 (API) or leaves the message for SQS to redeliver (worker);
+    never a failed attempt."""
+
+
 class QueueUnavailable(ViralSpotError):
     """SQS could not be read or written for a queue operation (HTTP 503)."""
 
@@ -61,7 +67,23 @@ class ProfileNotFound(ProviderError):
     kind = ErrorKind.PERMANENT
 
 
-class ProviderUnauthorized(ProviderError):
-    """The provider refused our credentials: an operator problem, retrying cannot help."""
+class ProviderSystemic(ProviderError):
+    """A fault that is not the job's (DESIGN.md "Systemic faults pause"): the job is
+    given back without charging an attempt and completes once the cause is fixed."""
 
-    kind = ErrorKind.PERMANENT
+    kind = ErrorKind.TRANSIENT
+    # What a person polling the status is told the job waits for.
+    waiting_for = "the data provider to be reachable"
+
+
+class ProviderUnauthorized(ProviderSystemic):
+    """Our provider key is missing, unreadable or refused (401/403): the operator's to
+    fix; no job fails because of it."""
+
+    waiting_for = "the data provider to accept our key (the operator has been alerted)"
+
+
+class ProviderUnavailable(ProviderSystemic):
+    """The provider cannot be reached at all, or says it is down (502/503/504)."""
+
+    waiting_for = "the data provider, which is down, to come back"

@@ -1,13 +1,16 @@
-"""The request rule (DESIGN.md "Dedup is one atomic step", "Priority", "Queue position").
+"""The request rule (DESIGN.md "Read first, decide atomically", "Priority",
+"Queue position").
 
-A request is decided by one atomic write; whatever blocked it is the answer, so
-no second read is needed. A job is only ever reported as queued once it is stored.
+One strongly consistent read of the job and the profile answers the requests
+people repeat most (already processed, already in queue, recently completed) with
+no write. Only creating, replacing or upgrading a job writes, and that write is one
+conditional transaction: it is the decision, the read only a shortcut. A lost race
+is answered from the item that blocked it. A job is only ever reported as queued
+once it is stored.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,23 +22,27 @@ from viralspot.clock import Clock, to_iso, to_millis
 from viralspot.errors import DispatchFailed, StorageError, StorageUnavailable
 from viralspot.jobs import (
     RECENT_COMPLETION_WINDOW,
+    Analysis,
     Job,
     JobStatus,
     Priority,
     ProfileType,
     Source,
-    estimated_time,
+    analysis_for,
     new_job,
+    priority_for,
+    raised_for,
 )
-from viralspot.ports import Dispatcher, IntakeBlocked, JobStore, ProfileGuard, WriteConflict
+from viralspot.lifecycle import Standing, standing
+from viralspot.ports import Dispatcher, IntakeBlocked, JobStore, ProfileGuard
 from viralspot.profiles import Profile, Tier
+from viralspot.queue_stats import POSITION_CAP, Position, position_of
 
 NEXT_CHECK = "30 seconds"
+# The estimate of a job whose position was not counted (or that waits for a retry).
+_UNCOUNTED = "more than 15 minutes"
 
 logger = Logger(child=True)
-
-# Estimate for a job whose position was not counted: the slowest bucket.
-_UNCOUNTED = 11
 
 
 class Outcome(StrEnum):
@@ -47,6 +54,9 @@ class Outcome(StrEnum):
     ALREADY_IN_QUEUE = "already_in_queue"
     ALREADY_PROCESSED = "already_processed"
     RECENTLY_COMPLETED = "recently_completed"
+    # Crawling asked for a name whose person's job failed for good: that outcome
+    # stays what the person sees; crawling does not replace it.
+    FAILED_KEPT = "failed_kept"
 
 
 class IntakeAnswer(BaseModel):
@@ -77,9 +87,11 @@ class Decision:
 @dataclass(frozen=True)
 class IntakePolicy:
     stale_after: timedelta
-    # Real DynamoDB cancels concurrent transactions on one item (TransactionConflict);
-    # the loser retries and then sees the winner's job.
-    conflict_retries: int = 5
+    # Reads and decisions per request: each further round means the items changed
+    # under us between the read and the write (another request won, a worker
+    # finished), so the next read sees a settled state. Transaction conflicts are
+    # retried below this, inside the adapter.
+    rounds: int = 4
 
 
 def request_profile(
@@ -92,97 +104,180 @@ def request_profile(
     clock: Clock,
     depth: int = 0,
     discovered_from: str | None = None,
-    expect: ProfileGuard = ProfileGuard.ABSENT,
     with_position: bool = True,
 ) -> Decision:
     """Queue `username` (already normalised) unless it is processed, queued or fresh.
-
-    `expect` is a hint of the profile's state (discovery has just stored it as a
-    secondary): a right guess saves a round; a wrong one costs one, never a wrong
-    answer. Without `with_position` the queue position is not counted (discovery
-    ignores it)."""
+    Without `with_position` the queue position is not counted (discovery ignores it)."""
     now = to_millis(clock())
-    guard = expect
-    job = new_job(username, source, now, depth=depth, discovered_from=discovered_from)
-    job = job.model_copy(update={"profile_type": _profile_type_for(guard)})
-    conflicts = 0
-    # Each round is one atomic write. A second round happens only when the profile
-    # exists: the write is then repeated conditional on the state we saw (secondary
-    # or stale), so a concurrent change still makes it fail rather than slip past.
-    while True:
+    for _ in range(policy.rounds):
+        job, profile = jobs.read(username)
         try:
-            jobs.create(
+            answer = _answer_from(
                 job,
-                guard,
-                recent_before=now - RECENT_COMPLETION_WINDOW,
-                stale_before=now - policy.stale_after,
-            )
-        except IntakeBlocked as blocked:
-            answer = _answer_for_blocked(
-                blocked,
-                job,
+                profile,
+                source,
                 now,
                 policy,
                 jobs=jobs,
                 dispatcher=dispatcher,
                 with_position=with_position,
             )
+        except _Changed:
+            continue
+        if answer is not None:
+            return answer
+        guard = _guard_for(profile, now, policy.stale_after)
+        created = new_job(
+            username,
+            source,
+            now,
+            depth=depth,
+            discovered_from=discovered_from,
+            analysis=_analysis_for(source, profile),
+        )
+        created = created.model_copy(update={"profile_type": _profile_type_for(guard)})
+        try:
+            jobs.create(
+                created,
+                guard,
+                recent_before=now - RECENT_COMPLETION_WINDOW,
+                stale_before=now - policy.stale_after,
+            )
+        except IntakeBlocked as blocked:
+            # Somebody else's write landed between our read and our transaction:
+            # what blocked us is the answer, or (the profile changed) read again.
+            try:
+                answer = _answer_from(
+                    blocked.job,
+                    blocked.profile,
+                    source,
+                    now,
+                    policy,
+                    jobs=jobs,
+                    dispatcher=dispatcher,
+                    with_position=with_position,
+                )
+            except _Changed:
+                continue
             if answer is not None:
                 return answer
-            next_guard = _guard_for(blocked.profile, now, policy.stale_after)
-            if next_guard is None or next_guard == guard:
-                # The profile changed between rounds (another request won): go again
-                # from scratch, bounded like a conflict.
-                next_guard = ProfileGuard.ABSENT
-                conflicts += 1
-                if conflicts > policy.conflict_retries:
-                    raise StorageUnavailable("profile is changing too fast to decide") from None
-            guard = next_guard
-            job = job.model_copy(update={"profile_type": _profile_type_for(guard)})
             continue
-        except WriteConflict:
-            conflicts += 1
-            if conflicts > policy.conflict_retries:
-                raise StorageUnavailable("too much contention on this profile") from None
-            time.sleep(random.uniform(0.01, 0.05) * conflicts)  # noqa: S311 - jitter
-            continue
-        return _queued(job, jobs=jobs, dispatcher=dispatcher, with_position=with_position)
+        return _queued(
+            created,
+            now,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            with_position=with_position,
+            deepens=guard is ProfileGuard.CRAWLED,
+        )
+    raise StorageUnavailable("profile is changing too fast to decide")
 
 
-def _guard_for(
-    profile: Profile | None, now: datetime, stale_after: timedelta
-) -> ProfileGuard | None:
+def _answer_from(
+    job: Job | None,
+    profile: Profile | None,
+    source: Source,
+    now: datetime,
+    policy: IntakePolicy,
+    *,
+    jobs: JobStore,
+    dispatcher: Dispatcher,
+    with_position: bool,
+) -> Decision | None:
+    """The answer the stored items give by themselves; None when a job must be
+    written (or, after a lost race, when the items must be read again)."""
+    where = standing(job, profile, now, policy.stale_after)
+    if where is Standing.QUEUED and job is not None:
+        return _already_in_queue(
+            job, source, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position
+        )
+    if where is Standing.RECENT and job is not None:
+        created = job.completed_at or job.updated_at
+        return Decision(
+            IntakeAnswer(
+                queued=False,
+                message=f"Profile {job.username} was recently processed and is now available",
+                estimated_time="complete",
+                profile_type="primary",
+                status="exists",
+                created_at=to_iso(created) if created else None,
+                skip_reason="recently_completed",
+            ),
+            Outcome.RECENTLY_COMPLETED,
+        )
+    if where is Standing.PROCESSED and profile is not None:
+        if profile.crawled_only and source is not Source.CRAWLER:
+            return None  # a person's request deepens a crawled analysis
+        return _already_processed(profile)
+    if (
+        where is Standing.FAILED
+        and job is not None
+        and source is Source.CRAWLER
+        and job.source is not Source.CRAWLER
+    ):
+        return _failed_kept(job)
+    return None
+
+
+def _analysis_for(source: Source, profile: Profile | None) -> Analysis:
+    """A person's depth for a person's request, and for crawling that refreshes a
+    person's analysis: a refresh never thins what a person asked for."""
+    if profile is not None and profile.tier is Tier.PRIMARY and not profile.crawled_only:
+        return Analysis.FULL
+    return analysis_for(source)
+
+
+def _failed_kept(job: Job) -> Decision:
+    return Decision(
+        IntakeAnswer(
+            queued=False,
+            message=f"Profile {job.username} failed to process: {job.error_message}",
+            estimated_time="unknown",
+            profile_type="failed",
+            status="failed",
+            request_id=job.request_id,
+            skip_reason="failed",
+        ),
+        Outcome.FAILED_KEPT,
+    )
+
+
+def _guard_for(profile: Profile | None, now: datetime, stale_after: timedelta) -> ProfileGuard:
+    """What the Profiles item must still be for the new job to be right."""
     if profile is None:
-        return None
+        return ProfileGuard.ABSENT
     if profile.tier is Tier.SECONDARY:
         return ProfileGuard.SECONDARY
     if profile.is_stale(now, stale_after):
         return ProfileGuard.STALE
-    return None
+    return ProfileGuard.CRAWLED
 
 
 def _profile_type_for(guard: ProfileGuard) -> ProfileType:
     return {
         ProfileGuard.ABSENT: ProfileType.NEW,
         ProfileGuard.SECONDARY: ProfileType.UPGRADE,
+        ProfileGuard.CRAWLED: ProfileType.UPGRADE,
         ProfileGuard.STALE: ProfileType.REFRESH,
     }[guard]
 
 
 def _queued(
-    job: Job, *, jobs: JobStore, dispatcher: Dispatcher, with_position: bool = True
+    job: Job,
+    now: datetime,
+    *,
+    jobs: JobStore,
+    dispatcher: Dispatcher,
+    with_position: bool,
+    deepens: bool = False,
 ) -> Decision:
-    fallback = False
-    try:
-        dispatcher.dispatch(job)
-    except DispatchFailed:
-        # The job is stored: the sweeper sends it after its grace period. Saying
-        # "queued" is true; saying it was sent would not be.
-        fallback = True
-    position = _position(jobs, job) if with_position else None
+    fallback = not _send(job, now, jobs=jobs, dispatcher=dispatcher)
+    position = _position(jobs, job, now) if with_position else None
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
+    elif job.profile_type is ProfileType.UPGRADE and deepens:
+        message = f"Profile {job.username} was analysed at crawl depth only: queued for a full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.UPGRADE:
         message = f"Profile {job.username} upgraded from secondary: queued for full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.REFRESH:
@@ -195,12 +290,12 @@ def _queued(
         IntakeAnswer(
             queued=True,
             message=message,
-            estimated_time=estimated_time(position or _UNCOUNTED),
+            estimated_time=position.estimated_time if position else _UNCOUNTED,
             profile_type=job.profile_type.value,
             status="pending",
             priority=job.priority,
             request_id=job.request_id,
-            queue_position=position,
+            queue_position=position.position if position else None,
             next_check_recommended=NEXT_CHECK,
             fallback_mode=True if fallback else None,
             upgraded=True if upgrade else None,
@@ -209,52 +304,29 @@ def _queued(
     )
 
 
-def _answer_for_blocked(
-    blocked: IntakeBlocked,
-    requested: Job,
-    now: datetime,
-    policy: IntakePolicy,
-    *,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
-    with_position: bool,
-) -> Decision | None:
-    """The answer when an existing job or a fresh profile decides; None to retry."""
-    existing = blocked.job
-    if existing is not None and (existing.is_active or existing.awaiting_retry):
-        return _already_in_queue(
-            existing,
-            requested.priority,
-            now,
-            jobs=jobs,
-            dispatcher=dispatcher,
-            with_position=with_position,
-        )
-    if existing is not None and existing.completed_recently(now):
-        created = existing.completed_at or existing.updated_at
-        return Decision(
-            IntakeAnswer(
-                queued=False,
-                message=f"Profile {existing.username} was recently processed and is now available",
-                estimated_time="complete",
-                profile_type="primary",
-                status="exists",
-                created_at=to_iso(created) if created else None,
-                skip_reason="recently_completed",
-            ),
-            Outcome.RECENTLY_COMPLETED,
-        )
-    profile = blocked.profile
-    if profile is not None and _guard_for(profile, now, policy.stale_after) is None:
-        return _already_processed(profile)
-    return None
+def _send(job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher) -> bool:
+    """Dispatch the job's message and record that it was sent; False if the send
+    failed. The job is stored either way: an unconfirmed send is the sweeper's to
+    repair (DESIGN.md), so saying "queued" is true; saying it was sent would not be."""
+    try:
+        dispatcher.dispatch(job)
+    except DispatchFailed as exc:
+        logger.warning("dispatch failed", extra={"username": job.username, "error": str(exc)})
+        return False
+    try:
+        jobs.mark_dispatched(job, now)
+    except StorageError as exc:
+        # The message is on its way; at worst the sweeper sends a duplicate, which
+        # the worker's claim drops.
+        logger.warning("dispatch not recorded", extra={"username": job.username, "error": str(exc)})
+    return True
 
 
-def _position(jobs: JobStore, job: Job) -> int | None:
+def _position(jobs: JobStore, job: Job, now: datetime) -> Position | None:
     """The job's queue position, or None if it cannot be counted right now: the job
     is stored by then, so a failed count must not turn the answer into an error."""
     try:
-        return 1 + jobs.count_ahead(job)
+        return position_of(job, now, jobs.position_facts(job, POSITION_CAP))
     except StorageError as exc:
         logger.warning(
             "queue position unavailable", extra={"username": job.username, "error": str(exc)}
@@ -278,9 +350,13 @@ def _already_processed(profile: Profile) -> Decision:
     )
 
 
+class _Changed(Exception):
+    """The job changed between our read and our write: read again."""
+
+
 def _already_in_queue(
     existing: Job,
-    requested: Priority,
+    source: Source,
     now: datetime,
     *,
     jobs: JobStore,
@@ -290,27 +366,20 @@ def _already_in_queue(
     job = existing
     outcome = Outcome.ALREADY_IN_QUEUE
     waiting = existing.status is JobStatus.PENDING or existing.awaiting_retry
-    if waiting and requested.rank < existing.priority.rank:
-        raised = jobs.raise_priority(existing, requested, now)
-        if raised is not None:
-            job = raised
-            outcome = Outcome.PRIORITY_RAISED
+    if waiting and priority_for(source).rank < existing.priority.rank:
+        raised = raised_for(existing, source, now)
+        if not jobs.raise_priority(existing, raised):
+            # The job moved on since we read it (a send was recorded, the sweeper
+            # retried it, a worker took it): decide again on what it is now.
+            raise _Changed()
+        job = raised
+        outcome = Outcome.PRIORITY_RAISED
         # A job awaiting its retry needs no message: the sweeper's retry dispatches it
-        # on its (new) priority's queue. A PENDING one moving to the other queue gets a
-        # second message there; the old one stays, whichever copy arrives first claims
-        # the job and the other is dropped by the claim rule.
-        if (
-            raised is not None
-            and raised.status is JobStatus.PENDING
-            and (raised.priority.queue is not existing.priority.queue)
-        ):
-            try:
-                dispatcher.dispatch(job)
-            except DispatchFailed:
-                # Not lost: the original message still waits on the slower queue.
-                logger.warning(
-                    "priority raised but high-queue send failed", extra={"username": job.username}
-                )
+        # on its (new) priority's queue. A PENDING one moving to another queue gets a
+        # message there; the old one stays, whichever copy arrives first claims the
+        # job and the other is dropped by the claim rule.
+        if raised.status is JobStatus.PENDING and raised.dispatched_at is None:
+            _send(raised, now, jobs=jobs, dispatcher=dispatcher)
     status = job.status.value.lower()
     if job.awaiting_retry:
         message = f"Profile {job.username} is already in queue (status: FAILED, retry scheduled)"
@@ -318,17 +387,17 @@ def _already_in_queue(
         message = f"Profile {job.username} is already in queue; moved up to {job.priority} priority"
     else:
         message = f"Profile {job.username} is already in queue (status: {job.status.value})"
-    position = _position(jobs, job) if job.is_active and with_position else None
+    position = _position(jobs, job, now) if job.is_active and with_position else None
     return Decision(
         IntakeAnswer(
             queued=True,
             message=message,
-            estimated_time=estimated_time(position or _UNCOUNTED),
+            estimated_time=position.estimated_time if position else _UNCOUNTED,
             profile_type="queued",
             status=status,
             priority=job.priority,
             request_id=job.request_id,
-            queue_position=position,
+            queue_position=position.position if position else None,
             next_check_recommended=NEXT_CHECK,
             skip_reason="already_in_queue",
             upgraded=True if outcome is Outcome.PRIORITY_RAISED else None,

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from viralspot.clock import Clock
 from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
-from viralspot.jobs import JobStatus, Source
+from viralspot.jobs import Priority, Source, SweepKind
 from viralspot.ports import Dispatcher
+from viralspot.queue_stats import QueueFacts
 from viralspot.sweeper import Repair, SweepStore, redispatch
 from viralspot.usernames import normalise_username
 
@@ -29,11 +30,14 @@ class QueueStatus(BaseModel):
     totals: dict[str, int]
     queues: dict[str, QueueDepth]
     dead_letters: int
-    note: str = "Job counts cover live work (pending, processing, failed awaiting retry)."
+    note: str = (
+        "Job counts cover live work (PENDING, PROCESSING, FAILED = awaiting retry),"
+        " from the queue's counters: exact at rest, estimates under load."
+    )
 
 
 class JobCounter(Protocol):
-    def active_counts(self) -> dict[str, dict[str, int]]: ...
+    def queue_facts(self) -> QueueFacts: ...
 
 
 class QueueMonitor(Protocol):
@@ -45,7 +49,7 @@ class QueueMonitor(Protocol):
 def queue_status(
     *, jobs: JobCounter, queues: QueueMonitor, urls: dict[str, str | None]
 ) -> QueueStatus:
-    counts = jobs.active_counts()
+    counts = jobs.queue_facts().counts.by_state()
     depths = {name: queues.depth(url) for name, url in urls.items() if url}
     dead = sum(d.visible + d.in_flight for name, d in depths.items() if name.endswith("_dlq"))
     return QueueStatus(
@@ -68,14 +72,12 @@ def process_pending(
     """Re-dispatch every PENDING job now (the admin's lever after an outage)."""
     now = clock()
     results: list[Repair] = []
-    start: dict[str, Any] | None = None
-    while len(results) < limit:
-        batch, start = store.due(
-            JobStatus.PENDING, now, limit=min(50, limit - len(results)), start=start
-        )
-        results.extend(redispatch(job, store, dispatcher, clock) for job in batch)
-        if not start:
-            break
+    for kind in (SweepKind.UNSENT, SweepKind.SENT):
+        for priority in Priority:
+            for job in store.due(kind, priority, now, page=min(50, limit)):
+                if len(results) >= limit:
+                    break
+                results.append(redispatch(job, store, dispatcher, clock))
     return ProcessPendingResult(
         dispatched=results.count(Repair.REDISPATCHED),
         skipped=results.count(Repair.RACE_LOST),

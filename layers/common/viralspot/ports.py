@@ -10,8 +10,9 @@ from typing import Protocol
 
 from viralspot.analytics import ScoredReel
 from viralspot.feed import FeedProfile
-from viralspot.jobs import Job, Priority
+from viralspot.jobs import Job
 from viralspot.profiles import Profile
+from viralspot.queue_stats import PositionFacts, QueueFacts
 
 
 class ProfileGuard(StrEnum):
@@ -20,6 +21,7 @@ class ProfileGuard(StrEnum):
     ABSENT = "absent"
     SECONDARY = "secondary"
     STALE = "stale"
+    CRAWLED = "crawled"  # a fresh primary analysed only at crawl depth
 
 
 class IntakeBlocked(Exception):
@@ -31,11 +33,11 @@ class IntakeBlocked(Exception):
         self.profile = profile
 
 
-class WriteConflict(Exception):
-    """Another write on the same item was in flight; retrying will see its result."""
-
-
 class JobStore(Protocol):
+    def read(self, username: str) -> tuple[Job | None, Profile | None]:
+        """The job and the profile, strongly consistent, in one round trip."""
+        ...
+
     def create(
         self,
         job: Job,
@@ -51,12 +53,19 @@ class JobStore(Protocol):
 
     def get(self, username: str) -> Job | None: ...
 
-    def count_ahead(self, job: Job) -> int:
-        """Active jobs served before `job`: higher priority, or same and earlier."""
+    def mark_dispatched(self, job: Job, now: datetime) -> Job | None:
+        """Record that the job's message is in SQS; None if the job moved on."""
         ...
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a still-PENDING `job` to `priority`; None if it is no longer waiting."""
+    def position_facts(self, job: Job, cap: int) -> PositionFacts:
+        """Active jobs served before `job` (higher priority, or same and earlier),
+        exactly up to `cap`, and the queue counters for what lies beyond."""
+        ...
+
+    def queue_facts(self) -> QueueFacts: ...
+
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        """Store `raised` over a waiting `job` still exactly as read; False if it changed."""
         ...
 
 
@@ -79,9 +88,14 @@ class WorkerJobStore(Protocol):
         now: datetime,
         lease_until: datetime,
         max_attempts: int,
+        lease_id: str,
     ) -> Job | None: ...
 
     def finish(self, claimed: Job, outcome: Job) -> bool: ...
+
+    def get(self, username: str) -> Job | None: ...
+
+    def replace(self, expected: Job, new: Job) -> bool: ...
 
 
 class ProfileWriter(Protocol):
@@ -100,4 +114,8 @@ class ContentWriter(Protocol):
         profile: FeedProfile,
     ) -> None:
         """Store the reels, listed in the viral-ideas feed with what it shows of `profile`."""
+        ...
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        """Delete the profile's reels whose shortcode is not in `keep`; how many."""
         ...

@@ -6,8 +6,11 @@ emulator) must be read when the handler runs, not when a test imports it.
 
 from __future__ import annotations
 
+import random
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -19,18 +22,23 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from viralspot.errors import StorageError, StorageUnavailable
+from viralspot.errors import StorageBusy, StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-# A request path must answer quickly or say 503: short timeouts, few retries.
+# A request path must answer quickly or say 503: short timeouts, few retries. The
+# worst case of one call (3 attempts x (1 s connect + 3 s read) + backoff) stays well
+# inside the API function's 10 s timeout, so a DynamoDB brownout is answered 503 with
+# Retry-After by the function, never a 502 by the gateway.
 _CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
+    connect_timeout=1,
+    read_timeout=3,
     retries={"mode": "standard", "max_attempts": 3},
 )
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -54,6 +62,48 @@ UNAVAILABLE_CODES = frozenset(
 UNAVAILABLE_CANCELLATIONS = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
+
+
+# How long one write keeps retrying transaction conflicts before it gives up.
+CONFLICT_BUDGET_SECONDS = 2.0
+
+
+def is_conflict(exc: ClientError) -> bool:
+    """DynamoDB refused the write because a transaction on the item was in flight:
+    a plain write gets TransactionConflictException, a transaction is cancelled with
+    the reason TransactionConflict. Neither is retried by botocore."""
+    code = error_code(exc)
+    if code == "TransactionConflictException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons", [])
+        return any(reason.get("Code") == "TransactionConflict" for reason in reasons)
+    return False
+
+
+def retry_conflicts(
+    call: Callable[[], T],
+    what: str,
+    *,
+    budget_seconds: float = CONFLICT_BUDGET_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call()`, again after a jittered pause whenever it hits a transaction conflict
+    (DESIGN.md "Conflicts are weather"), until `budget_seconds` are spent; then
+    StorageBusy. Every other error goes to the caller untouched."""
+    deadline = time.monotonic() + budget_seconds
+    pause = 0.01
+    while True:
+        try:
+            return call()
+        except ClientError as exc:
+            if not is_conflict(exc):
+                raise
+            wait = random.uniform(pause / 2, pause)  # noqa: S311 - jitter, not security
+            if time.monotonic() + wait > deadline:
+                raise StorageBusy(f"{what}: transaction conflicts for {budget_seconds}s") from exc
+            sleep(wait)
+            pause = min(pause * 2, 0.25)
 
 
 def _client(service: str) -> Any:
@@ -87,6 +137,8 @@ def storage_error(exc: Exception, what: str) -> StorageError:
     """Translate a botocore failure on a DynamoDB call into a domain error."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
+        if is_conflict(exc):
+            return StorageBusy(f"{what}: {code}")
         if code in UNAVAILABLE_CODES:
             return StorageUnavailable(f"{what}: {code}")
         return StorageError(f"{what}: {code}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -114,7 +115,10 @@ class DynamoContentStore:
         pending: list[Any] = batch
         for round_number in range(MAX_UNPROCESSED_ROUNDS):
             try:
-                response = self.client.batch_write_item(RequestItems={self._table: pending})
+                response = aws.retry_conflicts(
+                    partial(self.client.batch_write_item, RequestItems={self._table: pending}),
+                    "write reels",
+                )
             except (ClientError, BotoCoreError) as exc:
                 raise aws.storage_error(exc, "write reels") from exc
             pending = list(response.get("UnprocessedItems", {}).get(self._table, []))
@@ -123,6 +127,40 @@ class DynamoContentStore:
             # Unprocessed items mean throttling: back off before resending only those.
             self._sleep(min(0.05 * 2**round_number, 1.0))
         raise StorageUnavailable(f"write reels: {len(pending)} items still unprocessed")
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        """Delete the profile's reels not in `keep` (a refresh's analysed set): a read
+        of the keys, then batched deletes. Idempotent, like the writes before it."""
+        stale: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "username = :u",
+                "ExpressionAttributeValues": {":u": value(username)},
+                "ProjectionExpression": "shortcode",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            try:
+                response = self.client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise aws.storage_error(exc, "list reels") from exc
+            stale += [
+                code
+                for item in response.get("Items", [])
+                if (code := str(deserialize(item)["shortcode"])) not in keep
+            ]
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        deletes = [
+            {"DeleteRequest": {"Key": {"username": value(username), "shortcode": value(code)}}}
+            for code in stale
+        ]
+        for first in range(0, len(deletes), BATCH_SIZE):
+            self._write_batch(deletes[first : first + BATCH_SIZE])
+        return len(stale)
 
     def page(
         self, username: str, sort: PostSort, limit: int, cursor: str | None

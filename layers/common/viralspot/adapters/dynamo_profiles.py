@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -74,12 +75,15 @@ class DynamoProfileStore:
         if removals:
             expression += " REMOVE " + ", ".join(removals)
         try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"username": value(profile.username)},
-                UpdateExpression=expression,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+            aws.retry_conflicts(
+                lambda: self.client.update_item(
+                    TableName=self._table,
+                    Key={"username": value(profile.username)},
+                    UpdateExpression=expression,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                ),
+                "put profile",
             )
         except (ClientError, BotoCoreError) as exc:
             raise aws.storage_error(exc, "put profile") from exc
@@ -102,7 +106,10 @@ class DynamoProfileStore:
                 for p in remaining
             ]
             try:
-                self.client.transact_write_items(TransactItems=items)
+                aws.retry_conflicts(
+                    partial(self.client.transact_write_items, TransactItems=items),
+                    "put secondaries",
+                )
                 return len(remaining)
             except ClientError as exc:
                 if aws.error_code(exc) != "TransactionCanceledException":

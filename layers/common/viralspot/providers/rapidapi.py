@@ -20,7 +20,12 @@ import urllib3
 from aws_lambda_powertools import Logger
 
 from viralspot.adapters.secrets import provider_key
-from viralspot.errors import ProfileNotFound, ProviderTransient, ProviderUnauthorized
+from viralspot.errors import (
+    ProfileNotFound,
+    ProviderTransient,
+    ProviderUnauthorized,
+    ProviderUnavailable,
+)
 from viralspot.providers import ProviderProfile, ProviderReel
 
 logger = Logger(child=True)
@@ -211,7 +216,7 @@ class RapidApiProvider:
         while True:
             try:
                 return self._attempt(method, path, fields, data_keys)
-            except ProviderTransient as exc:
+            except (ProviderTransient, ProviderUnavailable) as exc:
                 if attempt >= self._max_retries:
                     raise
                 wait = exc.retry_after
@@ -239,8 +244,18 @@ class RapidApiProvider:
                 response = self._http.request(
                     method, url, fields=dict(fields), encode_multipart=False
                 )
+        except (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.SSLError,
+            ConnectionRefusedError,
+        ) as exc:
+            # The provider cannot be reached at all: not this profile's fault.
+            raise ProviderUnavailable(
+                f"rapidapi: {path} unreachable: {type(exc).__name__}"
+            ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            # Timeouts, refused connections, resets, TLS failures: all worth a retry.
+            # Read timeouts, resets mid-answer: worth a retry.
             raise ProviderTransient(
                 f"rapidapi: {path} transport failure: {type(exc).__name__}"
             ) from exc
@@ -276,6 +291,14 @@ def _raise_for_status(
         raise ProviderUnauthorized(f"rapidapi: {path} answered HTTP {status}: {detail}")
     if status == 404:
         raise ProfileNotFound(f"rapidapi: {path} answered HTTP 404: {detail}")
+    if status in (502, 503, 504):
+        # The provider (or its gateway) says it is down: every profile would fail.
+        raise ProviderUnavailable(
+            f"rapidapi: {path} answered HTTP {status}: {detail}",
+            retry_after=_parse_retry_after(retry_after_header)
+            if status in _RETRY_AFTER_STATUSES
+            else None,
+        )
     if status in (408, 429) or status >= 500:
         retry_after = (
             _parse_retry_after(retry_after_header) if status in _RETRY_AFTER_STATUSES else None
@@ -284,11 +307,11 @@ def _raise_for_status(
             f"rapidapi: {path} answered HTTP {status}: {detail}", retry_after=retry_after
         )
     if 400 <= status < 500:
-        # The only thing we vary between requests is the username, so any other
-        # client error (400 "invalid username", 422, ...) means this name can never
-        # be fetched: permanent, and ProfileNotFound is the permanent kind the
-        # pipeline understands for "this profile cannot be read".
-        raise ProfileNotFound(f"rapidapi: {path} answered HTTP {status}: {detail}")
+        # Only the provider's own "not found" / "private" are permanent (DESIGN.md);
+        # any other client error (400, 422, ...) is a bounded transient failure: the
+        # job's attempts run out if it persists, and it never fails for good at once
+        # on an answer we do not understand.
+        raise ProviderTransient(f"rapidapi: {path} answered HTTP {status}: {detail}")
     # 1xx/3xx: redirects are not followed and not expected; assume a misbehaving edge.
     raise ProviderTransient(f"rapidapi: {path} answered unexpected HTTP {status}")
 
