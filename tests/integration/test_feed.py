@@ -213,7 +213,8 @@ def test_reanalysis_replaces_the_profiles_reels(
 
 
 class Boosting(SampleProvider):
-    """The sample data, with ten times the views on one reel."""
+    """The sample data (dated back from today, as the stack's provider), with ten
+    times the views on one reel (none when `shortcode` is empty)."""
 
     def __init__(self, shortcode: str) -> None:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -252,6 +253,39 @@ def test_crawled_profiles_are_listed_and_marked(
     assert "natgeo" not in crawled
     assert crawled  # discovered profiles, analysed at crawl depth, are in the feed
     assert {r["username"] for r in reels if not r["crawl_depth"]} == {"natgeo"}
+
+    # Later, a person asks for one of them: analysed in full, its feed reels are the
+    # new analysis's, unmarked, and none of the crawl's is left.
+    deepened = sorted(crawled)[0]
+    before = {r["shortcode"] for r in reels if r["username"] == deepened}
+    clock = StepClock()
+    clock.advance(minutes=11)  # past "recently completed"
+    ctx = bootstrap.build(get_settings(), clock)
+    decision = intake.request_profile(
+        deepened,
+        Source.FRONTEND,
+        jobs=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        policy=ctx.policy,
+        clock=clock,
+    )
+    assert decision.answer.queued
+    worker = bootstrap.build_worker(ctx, Boosting(shortcode=""))
+    assert worker.process(drain(aws_env, stack.refs["HighQueue"])[0]["Body"]).value == "completed"
+    after = [
+        r
+        for page in walk(api, min_score=0, limit=100)
+        for r in page["reels"]
+        if r["username"] == deepened
+    ]
+    assert after
+    assert not any(r["crawl_depth"] for r in after)
+    stored = {i["shortcode"] for i in stored_reels(aws_env, stack) if i["username"] == deepened}
+    assert len(stored) == 100  # the full analysis, and only it
+    listed_now = {r["shortcode"] for r in after}
+    assert listed_now <= stored
+    assert before - stored  # the sample's crawl picked other reels than the full analysis
+    assert listed_now.isdisjoint(before - stored)
 
 
 @pytest.mark.parametrize(
