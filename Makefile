@@ -115,6 +115,8 @@ bench: $(STAMP) dynamodb-local
 	PYTHONPATH=layers/common:. $(BIN)/python bench/seed_vs_project.py $(BENCH_SEED_ARGS)
 	@echo "== bench/coldstart.py: handler import time and artifact sizes"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/coldstart.py $(BENCH_COLDSTART_ARGS)
+	@echo "== bench/feed.py: calls and capacity per viral-ideas feed page (DynamoDB Local)"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/feed.py --dynamodb-local $(BENCH_FEED_ARGS)
 	@echo "== bench/load.py: concurrent load on the local stack"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
 	@echo "== bench/cost.py: what AWS bills, idle and per 1,000 requests"

@@ -22,13 +22,29 @@ from devstack.template import Stack, create_stack, load_template
 from viralspot import bootstrap
 from viralspot.adapters import aws
 
+# DynamoDB operations that can report the capacity they consumed.
+_CAPACITY_OPERATIONS = (
+    "Query",
+    "Scan",
+    "GetItem",
+    "BatchGetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+)
+
 
 @dataclass
 class Calls:
-    """AWS calls by operation, and how many items DynamoDB read to answer them."""
+    """AWS calls by operation, how many items DynamoDB read to answer them, and (when
+    asked for with `local_stack(capacity=True)`) the capacity units DynamoDB reports."""
 
     operations: Counter[str] = field(default_factory=Counter)
     scanned: int = 0
+    capacity: float = 0.0
 
     def before(self, event_name: str, **_: Any) -> None:
         self.operations[event_name.split(".", 1)[1]] += 1
@@ -36,6 +52,13 @@ class Calls:
     def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
         if parsed:
             self.scanned += int(parsed.get("ScannedCount", 0) or 0)
+            consumed = parsed.get("ConsumedCapacity")
+            for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+                self.capacity += float(entry.get("CapacityUnits", 0) or 0)
+
+    @staticmethod
+    def ask_capacity(params: dict[str, Any], **_: Any) -> None:
+        params.setdefault("ReturnConsumedCapacity", "TOTAL")
 
     @property
     def total(self) -> int:
@@ -47,13 +70,17 @@ class Calls:
     def reset(self) -> None:
         self.operations.clear()
         self.scanned = 0
+        self.capacity = 0.0
 
 
 @contextmanager
-def local_stack(*, dynamodb_local: bool = False) -> Iterator[tuple[Emulator, Stack, Calls]]:
+def local_stack(
+    *, dynamodb_local: bool = False, capacity: bool = False
+) -> Iterator[tuple[Emulator, Stack, Calls]]:
     """The template's stack on moto; with `dynamodb_local`, DynamoDB on DynamoDB Local
     (AWS's own engine: real ConsumedCapacity, real index behaviour), SQS still on moto.
-    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB."""
+    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB.
+    With `capacity`, the handlers' DynamoDB calls ask for ReturnConsumedCapacity=TOTAL."""
     with ExitStack() as cleanup:
         emulator = Emulator().start()
         cleanup.callback(emulator.stop)
@@ -76,6 +103,11 @@ def local_stack(*, dynamodb_local: bool = False) -> Iterator[tuple[Emulator, Sta
         for client in (aws.dynamodb(), aws.sqs()):
             client.meta.events.register("before-call.*.*", calls.before)
             client.meta.events.register("after-call.*.*", calls.after)
+        if capacity:
+            for operation in _CAPACITY_OPERATIONS:
+                aws.dynamodb().meta.events.register(
+                    f"provide-client-params.dynamodb.{operation}", calls.ask_capacity
+                )
         yield emulator, stack, calls
 
 

@@ -11,6 +11,10 @@ from typing import Any
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from devstack.emulator import Emulator
+from devstack.invoke import handler_for
+from devstack.lambda_context import LocalContext
+from devstack.template import Stack
+from tests.events import sqs_event
 
 
 class StepClock:
@@ -38,6 +42,15 @@ def drain(emulator: Emulator, queue_url: str) -> list[dict[str, Any]]:
         for message in batch:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         got.extend(batch)
+
+
+def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
+    """The worker's handler on `messages` as `queue`'s event source mapping delivers them."""
+    handler = handler_for("ProcessProfileFunction", stack.template)
+    result: dict[str, Any] = handler(
+        sqs_event(messages, stack.arns[queue]), LocalContext(function_name="ProcessProfileFunction")
+    )
+    return result
 
 
 def dynamodb_error(code: str, status: int = 400, **extra: Any) -> Callable[..., Any]:

@@ -99,6 +99,29 @@ class PostsPage(TypedDict):
     next_cursor: NotRequired[str]
 
 
+class FeedReel(TypedDict):
+    username: str
+    shortcode: str
+    url: str
+    outlier_score: float
+    taken_at: str
+    view_count: NotRequired[int]
+    like_count: NotRequired[int]
+    comment_count: NotRequired[int]
+    caption: NotRequired[str]
+    thumbnail_url: NotRequired[str]
+    followers_count: NotRequired[int]
+    category: NotRequired[str]
+    crawl_depth: NotRequired[bool]
+
+
+class FeedPage(TypedDict):
+    reels: list[FeedReel]
+    count: int
+    since: str
+    next_cursor: NotRequired[str]
+
+
 class SimilarProfile(TypedDict):
     username: str
     tier: str
@@ -302,6 +325,26 @@ class ViralSpotClient:
             raise ValueError(f"bulk_request takes 1 to {MAX_BULK} usernames")
         body = {"usernames": usernames, "source": source}
         return cast(BulkResult, self._call("POST", "/api/profile/bulk-request", body=body))
+
+    def viral_reels(
+        self,
+        *,
+        min_score: float | None = None,
+        since: str | None = None,
+        category: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> FeedPage:
+        """GET /api/viral-ideas/reels; parameters left None take the API's defaults."""
+        given = {
+            "min_score": min_score,
+            "since": since,
+            "category": category,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        params = {key: str(value) for key, value in given.items() if value is not None}
+        return cast(FeedPage, self._call("GET", "/api/viral-ideas/reels", params=params))
 
     def queue_status(self) -> QueueStatus:
         return cast(QueueStatus, self._call("GET", "/api/viral-ideas/queue-status"))

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
@@ -529,6 +531,74 @@ def similar(
         state.out.print(f"No similar profiles are known for @{escape(found['username'])}.")
     else:
         state.out.print(render.similar_table(found["username"], found["similar"]))
+
+
+@app.command()
+def ideas(
+    ctx: typer.Context,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            min=0,
+            help="Lowest outlier score listed (the API's default is 2).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Reels taken on or after this day (UTC; default: the last 30 days).",
+            show_default=False,
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(help="Only profiles of this category (any case).", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Reels per page (default 20).", show_default=False),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="next_cursor of a previous page, with the same filters."),
+    ] = None,
+) -> None:
+    """The viral-ideas feed: reels across every analysed profile that beat their own
+    account's median the most (GET /api/viral-ideas/reels)."""
+    state = _state(ctx)
+    day = since.date().isoformat() if since else None
+    with calling(state) as client:
+        page = client.viral_reels(
+            min_score=min_score, since=day, category=category, limit=limit, cursor=cursor
+        )
+    if state.json:
+        state.emit_json(page)
+        return
+    if not page["reels"]:
+        floor = f"{min_score if min_score is not None else 2:g}x"
+        state.out.print(
+            f"No reel taken since {page['since']} scores ≥ {floor}"
+            + (f" in category {escape(category)!r}" if category else "")
+            + ". Analyse more profiles (viralspot request NAME), lower --min-score or "
+            "move --since back."
+        )
+    else:
+        state.out.print(render.ideas_view(page, min_score if min_score is not None else 2.0))
+    if page.get("next_cursor"):
+        again = ["viralspot", "ideas"]
+        for flag, given in (
+            ("--min-score", min_score),
+            ("--since", day),
+            ("--category", category),
+            ("--limit", limit),
+        ):
+            if given is not None:
+                again += [flag, str(given)]
+        again += ["--cursor", page["next_cursor"]]
+        state.out.print(f"[dim]More: {escape(shlex.join(again))}[/dim]", soft_wrap=True)
 
 
 @app.command()

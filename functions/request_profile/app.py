@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
 import os
+from datetime import date
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, intake, operations, progress, reads
+from viralspot import bootstrap, feed, intake, operations, progress, reads
 from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
 from viralspot.errors import (
@@ -36,6 +37,7 @@ from viralspot.errors import (
     StorageError,
     StorageUnavailable,
 )
+from viralspot.feed import FeedPage
 from viralspot.intake import IntakeAnswer
 from viralspot.jobs import Source
 from viralspot.operations import (
@@ -262,6 +264,63 @@ def bulk_request(body: BulkRequestBody) -> Response[Any]:
 
 
 @app.get(
+    "/api/viral-ideas/reels",
+    responses=_documented(Success[FeedPage], "Reels across every analysed profile, best first"),
+    tags=["viral-ideas"],
+    summary="The viral-ideas feed: reels that beat their own account's median the most",
+    description=(
+        "Reels of every analysed profile (crawl-depth analyses included, marked "
+        "`crawl_depth`), highest `outlier_score` first. Without `since`, the window is the "
+        f"last {feed.DEFAULT_WINDOW_DAYS} days; it reaches back {feed.MAX_WINDOW_DAYS} days "
+        "at most (an older `since` starts there), and `data.since` is the window's first "
+        "day. A page can hold fewer than `limit` reels and still have a `next_cursor`."
+    ),
+)
+@tracer.capture_method
+def viral_reels(
+    min_score: Annotated[
+        float, Query(ge=0, le=feed.MAX_MIN_SCORE, description="Lowest outlier score listed")
+    ] = feed.DEFAULT_MIN_SCORE,
+    since: Annotated[
+        date | None,
+        Query(
+            description=(
+                "ISO date (YYYY-MM-DD): reels taken on or after it (UTC). "
+                f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago; at most "
+                f"{feed.MAX_WINDOW_DAYS} days ago"
+            )
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=feed.MAX_CATEGORY_LENGTH,
+            description="The profile's category, case-insensitive",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=feed.MAX_LIMIT, description="Page size")
+    ] = feed.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+    ] = None,
+) -> Response[Any]:
+    ctx = bootstrap.context()
+    page = feed.read_page(
+        min_score=min_score,
+        since=since,
+        category=category,
+        limit=limit,
+        cursor=cursor,
+        index=ctx.content,
+        clock=ctx.clock,
+    )
+    return _json(HTTPStatus.OK, success_body(page))
+
+
+@app.get(
     "/api/viral-ideas/queue-status",
     responses=_documented(Success[QueueStatus], "Live jobs by status and priority; queue depths"),
     tags=["operations"],
@@ -405,11 +464,13 @@ def _no_route(exc: NotFoundError) -> Response[Any]:
 def _unavailable(exc: StorageUnavailable) -> Response[Any]:
     logger.warning("storage unavailable", extra={"reason": str(exc)})
     metrics.add_metric(name="Intake_unavailable", unit=MetricUnit.Count, value=1)
-    return _json(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
-        headers={"Retry-After": "5"},
+    # A read (the feed, a profile) queues nothing, so it does not say it did not.
+    detail = (
+        "Storage is temporarily unavailable. Please retry."
+        if app.current_event.http_method == "GET"
+        else "Storage is temporarily unavailable; nothing was queued. Please retry."
     )
+    return _json(HTTPStatus.SERVICE_UNAVAILABLE, failure_body(detail), headers={"Retry-After": "5"})
 
 
 @app.exception_handler(QueueUnavailable)

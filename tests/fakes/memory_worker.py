@@ -29,6 +29,7 @@ from tests.fakes.memory import MemoryJobStore, MemoryProfiles
 from viralspot.adapters.dynamo_jobs import job_to_item, sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed
 from viralspot.profiles import Profile, Tier
 from viralspot.sharding import shard_of
@@ -176,11 +177,20 @@ class MemoryContent:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.items: dict[tuple[str, str], ScoredReel] = {}
+        self.feed_profiles: dict[str, FeedProfile] = {}
         self.writes = 0
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
         with self._lock:
             self.writes += 1
+            self.feed_profiles[username] = profile
             for reel in reels:
                 self.items[(username, reel.shortcode)] = reel
 

@@ -60,6 +60,8 @@ USERNAME_RULE = re.compile(r"[a-z0-9._]{1,30}")
 BUDGET: dict[str, tuple[int, int, int]] = {
     "GET /api/health": (5, 0, 0),
     "GET /api/viral-ideas/queue-status": (5, 0, 0),
+    # A feed page is one Query per (week, shard) of its window: fewer, dearer requests.
+    "GET /api/viral-ideas/reels": (20, 20, 0),
     "POST /api/viral-ideas/process-pending": (5, 0, 0),
     "POST /api/viral-ideas/redrive": (15, 15, 0),
     "GET /api/profile/{username}": (25, 0, 5),

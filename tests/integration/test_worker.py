@@ -15,8 +15,8 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack
-from tests.events import sqs_event, sqs_event_for_bodies
-from tests.support import StepClock, drain
+from tests.events import sqs_event_for_bodies
+from tests.support import StepClock, drain, run_worker
 from viralspot import bootstrap, pipeline
 from viralspot.config import get_settings
 from viralspot.errors import ProviderTransient
@@ -25,14 +25,6 @@ from viralspot.pipeline import Result, Worker
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
-
-
-def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
-    handler = handler_for("ProcessProfileFunction", stack.template)
-    result: dict[str, Any] = handler(
-        sqs_event(messages, stack.arns[queue]), LocalContext(function_name="ProcessProfileFunction")
-    )
-    return result
 
 
 def count_items(aws_env: Emulator, table: str, username: str) -> int:
@@ -227,8 +219,8 @@ class CrashingContent:
     def __init__(self, real: Any) -> None:
         self.real = real
 
-    def put_reels(self, username: str, reels: Any, data_source: str) -> None:
-        self.real.put_reels(username, reels[:25], data_source)
+    def put_reels(self, username: str, reels: Any, data_source: str, **feed: Any) -> None:
+        self.real.put_reels(username, reels[:25], data_source, **feed)
         raise SystemExit("container killed mid-pipeline")
 
 

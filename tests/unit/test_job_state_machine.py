@@ -54,6 +54,7 @@ from viralspot.errors import (
     ProfileNotFound,
     ProviderTransient,
 )
+from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import (
     Job,
@@ -148,8 +149,15 @@ class CrashingContent(MemoryContent):
         super().__init__()
         self.faults = faults
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
-        super().put_reels(username, reels, data_source)
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        super().put_reels(username, reels, data_source, profile=profile)
         if self.faults.crash_at == "crash_content":
             self.faults.crash_at = None
             raise Crash("died after writing the reels")

@@ -75,7 +75,11 @@ def _sample_provider() -> ProfileProvider:
     # One per container: its documented flaky usernames count failures per process.
     from viralspot.providers.sample import SampleProvider
 
-    return SampleProvider()
+    # Reels dated back from the start of today (UTC), not from the provider's fixed
+    # 2025 instant: the viral-ideas feed lists recent reels, and a demo's feed must
+    # not be empty. Still the same data for a username all day.
+    today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return SampleProvider(reference_time=today)
 
 
 def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:

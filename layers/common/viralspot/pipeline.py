@@ -25,6 +25,7 @@ from viralspot.errors import (
     ProviderTransient,
     StorageError,
 )
+from viralspot.feed import FeedProfile
 from viralspot.jobs import (
     Analysis,
     Job,
@@ -187,8 +188,18 @@ class Worker:
         now = self.clock()
         # Reels before the profile: a reader who sees the primary finds its reels. A
         # refresh replaces the analysed set: reels the new analysis does not hold go,
-        # so /posts serves exactly what the statistics describe.
-        self.content.put_reels(job.username, analysis.reels, self.provider.name)
+        # so /posts serves exactly what the statistics describe, and the feed lists
+        # each reel once, with its new score and keys.
+        self.content.put_reels(
+            job.username,
+            analysis.reels,
+            self.provider.name,
+            profile=FeedProfile(
+                followers_count=fetched.followers_count,
+                category=fetched.category,
+                crawl_depth=job.analysis is Analysis.CRAWL,
+            ),
+        )
         self.content.remove_other_reels(job.username, {r.shortcode for r in analysis.reels})
         self.profiles.put_primary(
             _primary(

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from viralspot.analytics import ScoredReel
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job
 from viralspot.profiles import Profile
 from viralspot.queue_stats import PositionFacts, QueueFacts
@@ -104,7 +105,16 @@ class ProfileWriter(Protocol):
 
 
 class ContentWriter(Protocol):
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None: ...
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        """Store the reels, listed in the viral-ideas feed with what it shows of `profile`."""
+        ...
 
     def remove_other_reels(self, username: str, keep: set[str]) -> int:
         """Delete the profile's reels whose shortcode is not in `keep`; how many."""

@@ -1,15 +1,18 @@
 """The Content table on DynamoDB: reels written in batches, read through two local
-secondary indexes so every sort order pages natively.
+secondary indexes so every sort order pages natively, and two write-sharded global
+indexes for the viral-ideas feed (viralspot.feed).
 
 - PopularIndex sorts on `popularity` = "<outlier score, zero-padded>#<views, zero-padded>",
   so "popular" is outlier score first, then views, as a plain string order.
 - RecentIndex sorts on `taken_at` (fixed-width ISO), both directions.
+- FeedIndex (`feed_pk`, `feed_sk`) and CategoryFeedIndex (`feed_cat_pk`, `feed_sk`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +24,28 @@ from viralspot.analytics import ScoredReel
 from viralspot.clock import from_iso, to_iso
 from viralspot.content import Post, PostSort, decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput, StorageUnavailable
+from viralspot.feed import (
+    FeedIndexName,
+    FeedProfile,
+    FeedReel,
+    Ranked,
+    StreamChunk,
+    StreamRead,
+    feed_attributes,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 POPULAR_INDEX = "PopularIndex"
 RECENT_INDEX = "RecentIndex"
+FEED_INDEXES = {
+    FeedIndexName.ALL: ("FeedIndex", "feed_pk"),
+    FeedIndexName.CATEGORY: ("CategoryFeedIndex", "feed_cat_pk"),
+}
+# A feed page's first round is one Query per (week, shard): run them side by side.
+# Below botocore's pool of 10 connections, so no call waits for a connection.
+FEED_READERS = 8
 BATCH_SIZE = 25  # BatchWriteItem's limit
 MAX_UNPROCESSED_ROUNDS = 8
 
@@ -35,12 +54,16 @@ def popularity_key(outlier_score: float, view_count: int) -> str:
     return f"{max(outlier_score, 0.0):015.4f}#{max(view_count, 0):015d}"
 
 
-def reel_to_item(username: str, reel: ScoredReel, data_source: str) -> dict[str, Any]:
+def reel_to_item(
+    username: str, reel: ScoredReel, data_source: str, profile: FeedProfile
+) -> dict[str, Any]:
+    """The Content item of a reel, feed keys included: what the worker writes."""
     data: dict[str, Any] = reel.model_dump(mode="python")
     data["taken_at"] = to_iso(reel.taken_at)
     data["username"] = username
     data["popularity"] = popularity_key(reel.outlier_score, reel.view_count)
     data["data_source"] = data_source
+    data.update(feed_attributes(username, reel, profile))
     return data
 
 
@@ -48,6 +71,12 @@ def post_from_item(item: dict[str, Any]) -> Post:
     data = dict(item)
     data["taken_at"] = from_iso(data["taken_at"])
     return Post.model_validate(data)
+
+
+def feed_reel_from_item(item: dict[str, Any]) -> FeedReel:
+    data = dict(item)
+    data["taken_at"] = from_iso(data["taken_at"])
+    return FeedReel.model_validate(data)
 
 
 class DynamoContentStore:
@@ -65,10 +94,18 @@ class DynamoContentStore:
     def client(self) -> DynamoDBClient:
         return self._client or aws.dynamodb()
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
-        """Idempotent: items are keyed by (username, shortcode), so a re-run overwrites."""
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        """Idempotent: items are keyed by (username, shortcode), so a re-run overwrites,
+        feed keys included."""
         requests = [
-            {"PutRequest": {"Item": serialize(reel_to_item(username, reel, data_source))}}
+            {"PutRequest": {"Item": serialize(reel_to_item(username, reel, data_source, profile))}}
             for reel in reels
         ]
         for start in range(0, len(requests), BATCH_SIZE):
@@ -160,3 +197,50 @@ class DynamoContentStore:
             else None
         )
         return posts, next_cursor
+
+    # -------------------------------------------------------------- the feed
+
+    def read_streams(self, reads: Sequence[StreamRead]) -> list[StreamChunk]:
+        if len(reads) <= 1:
+            return [self._read_stream(read) for read in reads]
+        with ThreadPoolExecutor(max_workers=min(FEED_READERS, len(reads))) as pool:
+            return list(pool.map(self._read_stream, reads))
+
+    def _read_stream(self, read: StreamRead) -> StreamChunk:
+        index_name, partition_attribute = FEED_INDEXES[read.index]
+        values: dict[str, Any] = {":pk": value(read.partition), ":lowest": value(read.lowest)}
+        if read.below is None:
+            condition = "#pk = :pk AND feed_sk >= :lowest"
+            limit = read.limit
+        else:
+            # Key conditions have no "between, upper bound excluded": the reel at
+            # `below` (the last one served) is read once more and dropped.
+            condition = "#pk = :pk AND feed_sk BETWEEN :lowest AND :below"
+            values[":below"] = value(read.below)
+            limit = read.limit + (1 if read.resume is None else 0)
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index_name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#pk": partition_attribute},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if read.taken_from is not None:
+            kwargs["FilterExpression"] = "taken_at >= :taken_from"
+            values[":taken_from"] = value(to_iso(read.taken_from))
+        kwargs["ExpressionAttributeValues"] = values
+        if read.resume is not None:
+            kwargs["ExclusiveStartKey"] = read.resume
+        try:
+            response = self.client.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.storage_error(exc, "read the feed") from exc
+        entries = []
+        for raw in response.get("Items", []):
+            item = deserialize(raw)
+            if item["feed_sk"] != read.below:
+                entries.append(Ranked(rank=item["feed_sk"], reel=feed_reel_from_item(item)))
+        last = response.get("LastEvaluatedKey")
+        frontier = str(deserialize(last)["feed_sk"]) if last else None
+        return StreamChunk(entries=entries, frontier=frontier, resume=last)
