@@ -2,4 +2,6 @@
 
 from devstack.server import main
 
-raise SystemExit(main())
+# Guarded: the API containers are spawned processes, which must not run the stack again.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -19,6 +19,22 @@ class InvalidInput(ViralSpotError):
     """The caller sent something that can never succeed (HTTP 400)."""
 
 
+class PayloadTooLarge(InvalidInput):
+    """The request body is over the API's size limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body is not JSON (HTTP 415)."""
+
+
+class Forbidden(ViralSpotError):
+    """The caller asked for something only the admin key may ask for (HTTP 403)."""
+
+
+class SecretUnavailable(ViralSpotError):
+    """A key the API needs (admin key, cursor key) could not be read (HTTP 503)."""
+
+
 class NotFound(ViralSpotError):
     """The thing asked for does not exist (HTTP 404)."""
 

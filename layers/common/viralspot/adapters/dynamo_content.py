@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from viralspot.adapters import aws
-from viralspot.adapters.codec import deserialize, serialize, value
+from viralspot.adapters.codec import (
+    decode_cursor,
+    deserialize,
+    encode_cursor,
+    serialize,
+    start_key,
+    value,
+)
 from viralspot.analytics import ScoredReel
 from viralspot.clock import from_iso, to_iso
-from viralspot.content import Post, PostSort, decode_cursor, encode_cursor
+from viralspot.content import Post, PostSort
 from viralspot.errors import InvalidInput, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -26,6 +33,14 @@ if TYPE_CHECKING:
 
 POPULAR_INDEX = "PopularIndex"
 RECENT_INDEX = "RecentIndex"
+# Each index's LastEvaluatedKey: the table's key plus the index's sort key (the
+# template declares them; a test holds the two together). A cursor's key must be
+# exactly this, or it never reaches DynamoDB.
+INDEX_KEYS: dict[str, dict[str, str]] = {
+    POPULAR_INDEX: {"username": "S", "shortcode": "S", "popularity": "S"},
+    RECENT_INDEX: {"username": "S", "shortcode": "S", "taken_at": "S"},
+}
+CURSOR_KIND = "posts"
 BATCH_SIZE = 25  # BatchWriteItem's limit
 MAX_UNPROCESSED_ROUNDS = 8
 
@@ -90,26 +105,22 @@ class DynamoContentStore:
     def page(
         self, username: str, sort: PostSort, limit: int, cursor: str | None
     ) -> tuple[list[Post], str | None]:
+        index = POPULAR_INDEX if sort is PostSort.POPULAR else RECENT_INDEX
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": POPULAR_INDEX if sort is PostSort.POPULAR else RECENT_INDEX,
+            "IndexName": index,
             "KeyConditionExpression": "username = :u",
             "ExpressionAttributeValues": {":u": value(username)},
             "ScanIndexForward": sort is PostSort.OLDEST,
             "Limit": limit,
         }
         if cursor:
-            start = decode_cursor(cursor)
-            key = start.get("key")
-            if (
-                start.get("username") != username
-                or start.get("sort") != sort.value
-                or not isinstance(key, dict)
-                or key.get("username") != username
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items())
-            ):
+            start = decode_cursor(cursor, kind=CURSOR_KIND)
+            if start.get("username") != username or start.get("sort") != sort.value:
                 raise InvalidInput("Invalid cursor: it belongs to another listing")
-            kwargs["ExclusiveStartKey"] = serialize(start["key"])
+            kwargs["ExclusiveStartKey"] = start_key(
+                start.get("key"), INDEX_KEYS[index], equal={"username": username}
+            )
         try:
             response = self.client.query(**kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -117,7 +128,10 @@ class DynamoContentStore:
         posts = [post_from_item(deserialize(item)) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         next_cursor = (
-            encode_cursor({"username": username, "sort": sort.value, "key": deserialize(last)})
+            encode_cursor(
+                {"username": username, "sort": sort.value, "key": deserialize(last)},
+                kind=CURSOR_KIND,
+            )
             if last
             else None
         )
