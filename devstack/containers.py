@@ -34,6 +34,10 @@ class InvocationFailed(Exception):
     """The container died, timed out or could not start (API Gateway answers 502)."""
 
 
+class FunctionError(InvocationFailed):
+    """The handler raised; the container itself is fine and stays warm, as in Lambda."""
+
+
 def _container_main(
     function_id: str, template: dict[str, Any], timeout_seconds: float, connection: Connection
 ) -> None:
@@ -98,7 +102,7 @@ class Container:
             raise InvocationFailed(f"{self.function_id} timed out after {self.timeout_seconds:g} s")
         kind, payload = self._receive()
         if kind == "error":
-            raise InvocationFailed(f"{self.function_id} raised {payload}")
+            raise FunctionError(f"{self.function_id} raised {payload}")
         return payload
 
     def close(self) -> None:
@@ -146,6 +150,9 @@ class ContainerPool:
         container = self._acquire()
         try:
             result = container.invoke(event)
+        except FunctionError:
+            self._release(container)
+            raise
         except InvocationFailed:
             self._retire(container)
             raise

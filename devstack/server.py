@@ -391,6 +391,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # The HTTP layer's own refusals (malformed request, 414, 431) in the API's
         # envelope, as JSON like every other answer.
         self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            # An unparseable request defaults to HTTP/0.9, which has no status line.
+            self.request_version = "HTTP/1.0"
         detail = message or HTTPStatus(code).phrase
         self._send(
             HttpAnswer(

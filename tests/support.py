@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from devstack.apigw import match, proxy_event, routes
 from devstack.emulator import Emulator
+from devstack.invoke import handler_for
+from devstack.lambda_context import LocalContext
 
 
 class StepClock:
@@ -33,3 +37,29 @@ def drain(emulator: Emulator, queue_url: str) -> list[dict[str, Any]]:
         for message in batch:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         got.extend(batch)
+
+
+def raw_request(
+    template: dict[str, Any],
+    method: str,
+    url: str,
+    *,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request to the API handler exactly as a client sent it: routed like API
+    Gateway (devstack.apigw), the body and headers untouched (LocalApi always
+    sends JSON). Unrouted requests answer 403, as API Gateway does."""
+    found = match(routes(template), method, url.split("?", 1)[0])
+    if found is None:
+        return 403, {}, None
+    route, params = found
+    event = proxy_event(
+        method, url, resource=route.resource, path_parameters=params, headers=headers, body=body
+    )
+    result = handler_for(route.function_id, template)(event, LocalContext())
+    answer_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        answer_headers[key] = ", ".join(values)
+    text = result.get("body") or ""
+    return int(result["statusCode"]), answer_headers, json.loads(text) if text else None

@@ -79,8 +79,10 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
 
 def require_json(content_type: str | None) -> None:
     """JSON (any case, with parameters) or no Content-Type at all; anything else is 415."""
+    if content_type is None or not content_type.strip():
+        return  # as Powertools and most JSON APIs do: an untyped body is read as JSON
     kind, params = media_type(content_type)
-    if kind in ("", JSON_MEDIA_TYPE) and params.get("charset", "utf-8").lower() in _UTF8:
+    if kind == JSON_MEDIA_TYPE and params.get("charset", "utf-8").lower() in _UTF8:
         return
     raise UnsupportedMediaType(
         "The request body must be JSON: send Content-Type: application/json (UTF-8)"
