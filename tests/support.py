@@ -10,6 +10,7 @@ from devstack.apigw import match, proxy_event, routes
 from devstack.emulator import Emulator
 from devstack.invoke import handler_for
 from devstack.lambda_context import LocalContext
+from tests.events import sqs_event
 
 
 class StepClock:
@@ -63,3 +64,13 @@ def raw_request(
         answer_headers[key] = ", ".join(values)
     text = result.get("body") or ""
     return int(result["statusCode"]), answer_headers, json.loads(text) if text else None
+
+
+def process(template: dict[str, Any], emulator: Emulator, queue_url: str, queue_arn: str) -> int:
+    """Run the real worker on every message waiting on a queue; how many it processed."""
+    handler = handler_for("ProcessProfileFunction", template)
+    messages = drain(emulator, queue_url)
+    if messages:
+        result = handler(sqs_event(messages, queue_arn), LocalContext())
+        assert result == {"batchItemFailures": []}, result
+    return len(messages)

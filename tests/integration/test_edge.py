@@ -16,8 +16,7 @@ from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack, resources_of_type
 from tests.conftest import CallCounter
-from tests.events import sqs_event
-from tests.support import drain, raw_request
+from tests.support import drain, process, raw_request
 from viralspot import bootstrap
 from viralspot.adapters import codec
 from viralspot.adapters.dynamo_content import INDEX_KEYS
@@ -249,11 +248,7 @@ def test_public_sources_need_no_key(stack: Stack, aws_env: Emulator) -> None:
 def processed(api: LocalApi, stack: Stack, aws_env: Emulator) -> str:
     """natgeo processed by the real worker (100 reels), the posts route's first cursor."""
     api.request("POST", "/api/profile/natgeo/request")
-    messages = drain(aws_env, stack.refs["HighQueue"])
-    handler = handler_for("ProcessProfileFunction", stack.template)
-    assert handler(sqs_event(messages, stack.arns["HighQueue"]), LocalContext()) == {
-        "batchItemFailures": []
-    }
+    assert process(stack.template, aws_env, stack.refs["HighQueue"], stack.arns["HighQueue"]) == 1
     _, _, page = api.request("GET", "/api/profile/natgeo/posts?limit=10")
     cursor: str = page["data"]["next_cursor"]
     return cursor
