@@ -37,6 +37,7 @@ from viralspot.envelope import Failure, Success, failure_body, success_body, val
 from viralspot.errors import (
     Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     QueueUnavailable,
@@ -464,15 +465,7 @@ def _not_found(exc: NotFound) -> Response[Any]:
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[Any]:
     event = app.current_event
-    # The template sends every other method of a documented path here (ANY), so an
-    # undeclared method is answered 405 with what the path does allow.
-    allowed = _allowed_methods().get(event.resource or "")
-    if allowed and event.http_method.upper() not in allowed:
-        return _json(
-            HTTPStatus.METHOD_NOT_ALLOWED,
-            failure_body(f"{event.http_method} is not allowed here; use {', '.join(allowed)}"),
-            headers={"Allow": ", ".join(allowed)},
-        )
+    _check_method(event.resource, event.http_method)
     # API Gateway matched a {username} route, but the name holds characters the
     # resolver's path pattern refuses (quotes, emoji, '/'): that is bad input, 400.
     username = (event.path_parameters or {}).get("username")
@@ -486,6 +479,26 @@ def _no_route(exc: NotFoundError) -> Response[Any]:
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "trace")
 
 
+def _check_method(resource: str | None, method: str) -> None:
+    # The template sends every other method of a documented path here (ANY), so an
+    # undeclared method is a 405 naming what the path allows. Checked against the
+    # resource API Gateway matched: the resolver alone would take
+    # GET /api/profile/bulk-request for the profile of a user called bulk-request.
+    allowed = _allowed_methods().get(resource or "")
+    if allowed and method.upper() not in allowed:
+        raise MethodNotAllowed(method, allowed)
+
+
+def _declared_methods_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    _check_method(app.current_event.resource, app.current_event.http_method)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_declared_methods_only])
+
+
 @cache
 def _allowed_methods() -> dict[str, list[str]]:
     """Methods of each documented path, as API Gateway resources spell paths."""
@@ -494,6 +507,15 @@ def _allowed_methods() -> dict[str, list[str]]:
         path: sorted({m.upper() for m in _HTTP_METHODS if getattr(item, m, None)} | {"OPTIONS"})
         for path, item in paths.items()
     }
+
+
+@app.exception_handler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> Response[Any]:
+    return _json(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        failure_body(str(exc)),
+        headers={"Allow": ", ".join(exc.allowed)},
+    )
 
 
 @app.exception_handler(SecretUnavailable)

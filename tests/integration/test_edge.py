@@ -166,6 +166,8 @@ def test_an_encoded_slash_stays_in_the_username(stack: Stack, api: LocalApi) -> 
     [
         ("DELETE", "/api/profile/natgeo/status", "GET, OPTIONS"),
         ("PUT", "/api/profile/bulk-request", "OPTIONS, POST"),
+        # Not the profile of a user called "bulk-request": the literal resource wins.
+        ("GET", "/api/profile/bulk-request", "OPTIONS, POST"),
         ("GET", "/api/viral-ideas/process-pending", "OPTIONS, POST"),
         ("HEAD", "/api/health", "GET, OPTIONS"),
         ("PATCH", "/api/profile/%22quoted%22", "GET, OPTIONS"),

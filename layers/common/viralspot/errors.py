@@ -31,6 +31,14 @@ class Forbidden(ViralSpotError):
     """The caller asked for something only the admin key may ask for (HTTP 403)."""
 
 
+class MethodNotAllowed(ViralSpotError):
+    """The path exists but not with this method (HTTP 405, with Allow)."""
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed here; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
 class SecretUnavailable(ViralSpotError):
     """A key the API needs (admin key, cursor key) could not be read (HTTP 503)."""
 
