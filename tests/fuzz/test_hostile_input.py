@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -47,7 +46,7 @@ NOT_ENVELOPES = {"/", "/api/docs", "/api/openapi.json"}
 
 
 @pytest.fixture
-def target(api: LocalApi, stack: Stack, aws_env: Emulator) -> Iterator[tuple[Gateway, str, str]]:
+def target(api: LocalApi, stack: Stack, aws_env: Emulator) -> tuple[Gateway, str, str]:
     """The gateway over the real handler, a processed profile, and one real cursor."""
     api.request("POST", "/api/profile/natgeo/request")
     process(stack.template, aws_env, stack.refs["HighQueue"], stack.arns["HighQueue"])
@@ -65,7 +64,7 @@ def target(api: LocalApi, stack: Stack, aws_env: Emulator) -> Iterator[tuple[Gat
         cors=cors_headers(stack),
         error_templates=gateway_responses(stack),
     )
-    yield gateway, key, cursor
+    return gateway, key, cursor
 
 
 # ---------------------------------------------------------------- strategies
@@ -91,9 +90,11 @@ def cursors(real: str) -> st.SearchStrategy[str]:
         st.just(real),
         st.integers(min_value=0, max_value=len(real) - 1).map(lambda n: real[:n]),
         st.integers(min_value=0, max_value=len(raw) - 1).map(
-            lambda n: base64.urlsafe_b64encode(raw[:n] + bytes([raw[n] ^ 0x55]) + raw[n + 1 :])
-            .decode()
-            .rstrip("=")
+            lambda n: (
+                base64.urlsafe_b64encode(raw[:n] + bytes([raw[n] ^ 0x55]) + raw[n + 1 :])
+                .decode()
+                .rstrip("=")
+            )
         ),
         st.just(unsigned(position)),
         st.just(unsigned({**position, "key": {"username": "natgeo"}})),
@@ -113,7 +114,9 @@ def numbers() -> st.SearchStrategy[str]:
 
 def queries(real_cursor: str) -> st.SearchStrategy[str]:
     values = {
-        "source": st.sampled_from(["frontend", "admin", "api", "bulk", "crawler", "ADMIN", "x", ""]),
+        "source": st.sampled_from(
+            ["frontend", "admin", "api", "bulk", "crawler", "ADMIN", "x", ""]
+        ),
         "sort": st.sampled_from(["popular", "recent", "oldest", "POPULAR", "random", ""]),
         "limit": numbers(),
         "max_messages": numbers(),
@@ -135,7 +138,9 @@ def nested(depth: int) -> str:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -173,10 +178,12 @@ content_types = st.one_of(
         ]
     ),
     st.builds(
-        lambda case, params: "".join(
-            c.upper() if flip else c for c, flip in zip("application/json", case, strict=False)
-        )
-        + params,
+        lambda case, params: (
+            "".join(
+                c.upper() if flip else c for c, flip in zip("application/json", case, strict=False)
+            )
+            + params
+        ),
         st.lists(st.booleans(), min_size=16, max_size=16),
         st.sampled_from(["", "; charset=utf-8", ";CHARSET=UTF8", '; charset="utf-8"; x=y']),
     ),
@@ -251,7 +258,8 @@ def test_no_request_costs_a_5xx_and_high_is_earned(
         payload = json.loads(answer.body)
         if answer.status >= 400:
             assert payload["success"] is False, where
-            assert isinstance(payload["detail"], str) and payload["detail"], where
+            assert isinstance(payload["detail"], str), where
+            assert payload["detail"], where
         else:
             assert payload["success"] is True, where
         # HIGH is earned: source=admin, or HIGH in bulk, succeeds only with the key.
