@@ -2,6 +2,7 @@
 
     PYTHONPATH=layers/common:. python bench/local_stack.py \
         [--jobs 1000] [--batch 50] [--backlog 60] [--no-discovery] [--max-minutes 40]
+    PYTHONPATH=layers/common:. python bench/local_stack.py --item-floor 20000
 
 Starts the real local stack as a subprocess (`python -m devstack` on free
 127.0.0.1 ports: gateway, API function, queue pollers, the worker with the
@@ -13,8 +14,13 @@ as in `make run` (each profile queues its similar profiles at LOW), unless
 
 Every `--sample-seconds` it reads the resident set size (VmRSS) of the stack's
 whole process tree from /proc, and prints one row per milestone: jobs
-completed, RSS, RSS growth per completed job since the first job. The last
-row is the figure docs/benchmarks.md quotes. Nothing leaves 127.0.0.1.
+completed, RSS, RSS growth per completed job since idle. At the end it counts
+the items the emulator holds, and the growth per stored item. The last row is
+the figure docs/benchmarks.md quotes. Nothing leaves 127.0.0.1.
+
+`--item-floor N` measures the emulator alone instead: N sample reels written
+into its Content table through the real adapter, in this process, and the
+resident memory that costs per item: the floor under the figure above.
 """
 
 from __future__ import annotations
@@ -85,6 +91,59 @@ def live_jobs(port: int) -> int:
     return int(sum(body["data"]["totals"].values()))
 
 
+def own_rss() -> int:
+    return tree_rss(os.getpid())
+
+
+def item_floor(count: int) -> None:
+    """RSS per item of moto's DynamoDB store, nothing else running."""
+    import gc
+
+    from devstack.emulator import Emulator
+    from devstack.template import create_stack
+    from viralspot.adapters.dynamo_content import DynamoContentStore
+    from viralspot.analytics import analyse
+    from viralspot.providers.sample import SampleProvider
+
+    emulator = Emulator().start()
+    try:
+        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"))
+        store = DynamoContentStore(stack.refs["ContentTable"], client=emulator.client("dynamodb"))
+        provider = SampleProvider()
+        reels = analyse(provider.fetch_reels("floor_profile", 100), 10_000).reels
+        store.put_reels("warm_up", reels, "sample")
+        gc.collect()
+        before = own_rss()
+        for index in range(count // 100):
+            store.put_reels(f"floor_{index:05d}", reels, "sample")
+        gc.collect()
+        after = own_rss()
+        raw = sum(len(json.dumps(r.model_dump(mode="json"))) for r in reels) / len(reels)
+    finally:
+        emulator.stop()
+    written = count // 100 * 100
+    print(
+        table(
+            [
+                "items written",
+                "RSS before MiB",
+                "RSS after MiB",
+                "KiB per item",
+                "item as JSON, bytes",
+            ],
+            [
+                [
+                    written,
+                    f"{before / MIB:.0f}",
+                    f"{after / MIB:.0f}",
+                    f"{(after - before) / written / 1024:.1f}",
+                    f"{raw:.0f}",
+                ]
+            ],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1000, help="completed jobs to reach")
@@ -94,7 +153,13 @@ def main() -> None:
     parser.add_argument("--sample-seconds", type=float, default=2.0)
     parser.add_argument("--max-minutes", type=float, default=40)
     parser.add_argument("--prefix", default="mem", help="username prefix")
+    parser.add_argument(
+        "--item-floor", type=int, metavar="N", help="measure the emulator's item store alone"
+    )
     args = parser.parse_args()
+    if args.item_floor:
+        item_floor(args.item_floor)
+        return
 
     api_port, emulator_port = free_port(), free_port()
     overrides = ["BackoffBaseSeconds=1", "PendingGraceMinutes=1"]
@@ -132,6 +197,8 @@ def main() -> None:
             deadline = start + args.max_minutes * 60
             submitted = 0
             peak = idle_rss
+            items: dict[str, int] = {}
+            final_rss = idle_rss
             next_milestone = 0
             first_rss: int | None = None
             while time.monotonic() < deadline:
@@ -157,6 +224,11 @@ def main() -> None:
                     print(" | ".join(str(c) for c in rows[-1]), flush=True)
                     next_milestone += 1
                 if next_milestone >= len(milestones):
+                    items = {
+                        name: int(dynamodb.describe_table(TableName=name)["Table"]["ItemCount"])
+                        for name in dynamodb.list_tables()["TableNames"]
+                    }
+                    final_rss = rss
                     break
                 if live < args.backlog and completed + live < args.jobs:
                     names = [f"{args.prefix}_{submitted + i:06d}" for i in range(args.batch)]
@@ -196,6 +268,13 @@ def main() -> None:
             rows,
         )
     )
+    if items:
+        stored = sum(items.values())
+        print(
+            f"\nItems in the emulator: {', '.join(f'{n} {c:,}' for n, c in sorted(items.items()))}"
+            f"; growth since idle {(final_rss - idle_rss) / MIB:.0f} MiB = "
+            f"{(final_rss - idle_rss) / stored / 1024:.1f} KiB per stored item"
+        )
 
 
 if __name__ == "__main__":

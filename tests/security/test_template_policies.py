@@ -325,6 +325,26 @@ def test_a_waf_rate_limit_guards_the_stage_by_default(template: dict[str, Any]) 
     assert stage.endswith("/restapis/${Api}/stages/${Api.Stage}")
 
 
+def test_the_work_a_flood_can_cause_is_bounded(template: dict[str, Any]) -> None:
+    """Whatever reaches the queues, the worker runs at most its reserved concurrency,
+    each queue at most its cap, and the low queue (bulk, crawler) below the total."""
+    parameters = template["Parameters"]
+
+    def default(value: Any) -> int:
+        return int(parameters[value["Ref"]]["Default"]) if isinstance(value, dict) else int(value)
+
+    worker = template["Resources"]["ProcessProfileFunction"]["Properties"]
+    reserved = default(worker["ReservedConcurrentExecutions"])
+    caps = {
+        name: default(event["Properties"]["ScalingConfig"]["MaximumConcurrency"])
+        for name, event in worker["Events"].items()
+        if event["Type"] == "SQS"
+    }
+    assert set(caps) == {"HighQueue", "LowQueue"}
+    assert sum(caps.values()) <= reserved
+    assert caps["LowQueue"] < reserved
+
+
 def test_gateway_refusals_are_the_api_envelope(template: dict[str, Any]) -> None:
     (api,) = resources_of_type(template, "AWS::Serverless::Api").values()
     responses = api["Properties"]["GatewayResponses"]

@@ -18,11 +18,12 @@ from pydantic import ValidationError
 
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
-from viralspot.errors import ProviderError, ProviderTransient, ProviderUnauthorized
+from viralspot.errors import InvalidInput, ProviderError, ProviderTransient, ProviderUnauthorized
 from viralspot.jobs import Job, JobMessage, Priority, completed, failed
 from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile
+from viralspot.usernames import normalise_username
 
 logger = Logger(child=True)
 
@@ -152,7 +153,7 @@ class Worker:
             # Similar profiles are a bonus: their failure must not fail the analysis.
             logger.warning("similar profiles unavailable", extra=_about(job, error=str(exc)))
             return []
-        return [p for p in found if p.username != job.username][: self.policy.discovery_fan_out]
+        return _canonical_similar(job, found)[: self.policy.discovery_fan_out]
 
     def _discover(self, job: Job, similar: list[ProviderProfile]) -> None:
         if job.depth >= self.policy.discovery_max_depth:
@@ -235,3 +236,24 @@ def _secondary(found: ProviderProfile, parent: str, data_source: str, now: datet
         created_at=now,
         updated_at=now,
     )
+
+
+def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderProfile]:
+    """Similar profiles under their canonical names, each once, never the job's own.
+
+    Provider data is untrusted input: a name is about to become a Profiles key, a
+    Jobs key and a queued message, so it passes the same username rule as a name a
+    person typed, and one that fails it is dropped, never stored."""
+    kept: dict[str, ProviderProfile] = {}
+    for profile in found:
+        try:
+            name = normalise_username(profile.username)
+        except InvalidInput:
+            logger.warning(
+                "similar profile dropped: not a username",
+                extra=_about(job, candidate=profile.username[:64]),
+            )
+            continue
+        if name != job.username and name not in kept:
+            kept[name] = profile.model_copy(update={"username": name})
+    return list(kept.values())
