@@ -84,6 +84,20 @@ def call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]
         connection.close()
 
 
+def submit(port: int, names: list[str], attempts: int = 3) -> None:
+    """One bulk request; again (intake is idempotent) if the API function timed out,
+    as it can when the machine is busy and 50 transactions take over its 10 s."""
+    for attempt in range(attempts):
+        status, body = call(
+            port, "POST", "/api/profile/bulk-request", {"usernames": names, "source": "bulk"}
+        )
+        if status == 200:
+            return
+        print(f"bulk-request answered {status}: {body}; retrying", file=sys.stderr)
+        time.sleep(5 * (attempt + 1))
+    raise RuntimeError(f"bulk-request kept failing ({status})")
+
+
 def live_jobs(port: int) -> int:
     status, body = call(port, "GET", "/api/viral-ideas/queue-status")
     if status != 200:
@@ -232,14 +246,7 @@ def main() -> None:
                     break
                 if live < args.backlog and completed + live < args.jobs:
                     names = [f"{args.prefix}_{submitted + i:06d}" for i in range(args.batch)]
-                    status, body = call(
-                        api_port,
-                        "POST",
-                        "/api/profile/bulk-request",
-                        {"usernames": names, "source": "bulk"},
-                    )
-                    if status != 200:
-                        raise RuntimeError(f"bulk-request answered {status}: {body}")
+                    submit(api_port, names)
                     submitted += args.batch
                 time.sleep(args.sample_seconds)
             else:
