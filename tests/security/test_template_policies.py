@@ -321,8 +321,9 @@ def test_a_waf_rate_limit_guards_the_stage_by_default(template: dict[str, Any]) 
     (association,) = resources_of_type(template, "AWS::WAFv2::WebACLAssociation").values()
     assert association["Condition"] == "WafEnabled"
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
-    stage = association["Properties"]["ResourceArn"]["Fn::Sub"]
-    assert stage.endswith("/restapis/${Api}/stages/${Api.Stage}")
+    prefix, stage = association["Properties"]["ResourceArn"]["Fn::Join"][1]
+    assert prefix["Fn::Sub"].endswith("::/restapis/${Api}/stages/")
+    assert stage == {"Ref": "Api.Stage"}
 
 
 def test_the_work_a_flood_can_cause_is_bounded(template: dict[str, Any]) -> None:
