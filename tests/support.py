@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from devstack.apigw import match, proxy_event, routes
 from devstack.emulator import Emulator
 from devstack.invoke import handler_for
 from devstack.lambda_context import LocalContext
@@ -101,3 +103,39 @@ class ConflictInjector:
         if operation == "TransactWriteItems":
             return self._cancelled(**kwargs)
         return self._plain(**kwargs)
+
+
+def raw_request(
+    template: dict[str, Any],
+    method: str,
+    url: str,
+    *,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request to the API handler exactly as a client sent it: routed like API
+    Gateway (devstack.apigw), the body and headers untouched (LocalApi always
+    sends JSON). Unrouted requests answer 403, as API Gateway does."""
+    found = match(routes(template), method, url.split("?", 1)[0])
+    if found is None:
+        return 403, {}, None
+    route, params = found
+    event = proxy_event(
+        method, url, resource=route.resource, path_parameters=params, headers=headers, body=body
+    )
+    result = handler_for(route.function_id, template)(event, LocalContext())
+    answer_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        answer_headers[key] = ", ".join(values)
+    text = result.get("body") or ""
+    return int(result["statusCode"]), answer_headers, json.loads(text) if text else None
+
+
+def process(template: dict[str, Any], emulator: Emulator, queue_url: str, queue_arn: str) -> int:
+    """Run the real worker on every message waiting on a queue; how many it processed."""
+    handler = handler_for("ProcessProfileFunction", template)
+    messages = drain(emulator, queue_url)
+    if messages:
+        result = handler(sqs_event(messages, queue_arn), LocalContext())
+        assert result == {"batchItemFailures": []}, result
+    return len(messages)

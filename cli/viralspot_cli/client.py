@@ -3,7 +3,8 @@
 Every route answers an envelope, `{"success": true, "data": ...}` or
 `{"success": false, "detail": "..."}`; this module unwraps `data` or raises.
 API Gateway's own answers (403 for a missing key or an unknown path, 429, 502)
-carry `{"message": ...}` instead, and are raised the same way.
+carry an `x-amzn-ErrorType` header (and `{"message": ...}` on a stack whose
+template does not shape them into the envelope), and are raised the same way.
 
 It speaks HTTP only, never imports the server's package, so the same CLI works
 against `make run` and a deployed stage.
@@ -214,8 +215,8 @@ class ApiError(ClientError):
         self.detail = detail
         self.method = method
         self.path = path
-        # True when API Gateway answered by itself ({"message": ...}) rather than
-        # the function: a missing key, an unknown path, throttling, a crashed function.
+        # True when API Gateway answered by itself rather than the function: a
+        # missing key, an unknown path, throttling, a crashed function.
         self.gateway = gateway
         self.retry_after = retry_after
 
@@ -406,7 +407,7 @@ class ViralSpotClient:
                 gateway=True,
             )
         detail = payload.get("detail")
-        gateway = detail is None
+        gateway = detail is None or "x-amzn-errortype" in response.headers
         if detail is None:
             detail = payload.get("message") or response.reason_phrase or "error"
         raise ApiError(

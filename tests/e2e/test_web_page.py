@@ -394,3 +394,70 @@ def test_trending_ideas_shows_bad_filters_and_an_empty_feed(
     error.wait_for(state="visible")
     assert "Invalid request" in error.inner_text()
     assert "min_score" in error.inner_text()
+
+
+HOSTILE = {
+    "html": '<img src=x onerror="window.__pwned=1">',
+    "script": "<script>window.__pwned=2</script>",
+    "link": "javascript:window.__pwned=3",
+    "svg": "<svg onload=window.__pwned=4>",
+}
+
+
+def hostile_profile(body: dict[str, Any]) -> dict[str, Any]:
+    data = body["data"]
+    data.update(
+        full_name=HOSTILE["html"],
+        biography=HOSTILE["script"],
+        external_url=HOSTILE["link"],
+        category=HOSTILE["svg"],
+        profile_pic_url=HOSTILE["link"],
+    )
+    return body
+
+
+def hostile_posts(body: dict[str, Any]) -> dict[str, Any]:
+    for post in body["data"]["posts"]:
+        post.update(caption=HOSTILE["svg"] + HOSTILE["html"], url=HOSTILE["link"])
+        post["thumbnail_url"] = HOSTILE["link"]
+    return body
+
+
+def hostile_similar(body: dict[str, Any]) -> dict[str, Any]:
+    for item in body["data"]["similar"]:
+        item.update(full_name=HOSTILE["script"], profile_pic_url=HOSTILE["link"])
+    return body
+
+
+def test_hostile_provider_data_is_shown_as_text_and_never_runs(
+    page: Page, local_stack: RunningStack
+) -> None:
+    """Provider data is untrusted input (docs/security.md): whatever a provider
+    returns in names, captions and URLs, the page shows it as text and links only
+    to http(s). The real API answers are rewritten on their way to the page."""
+
+    def rewrite(change: Any) -> Any:
+        def handle(route: Any) -> None:
+            response = route.fetch()
+            route.fulfill(response=response, json=change(response.json()))
+
+        return handle
+
+    page.route(re.compile(r".*/api/profile/natgeo$"), rewrite(hostile_profile))
+    page.route(re.compile(r".*/api/profile/natgeo/posts(\?.*)?$"), rewrite(hostile_posts))
+    page.route(re.compile(r".*/api/profile/natgeo/similar$"), rewrite(hostile_similar))
+    page.goto(f"{local_stack.url}/")
+    request(page, "natgeo")
+    wait_for_results(page)
+
+    assert HOSTILE["html"] in page.inner_text(tid("profile-name"))
+    assert page.locator(tid("reel-row")).count() >= 1
+    assert page.evaluate("() => window.__pwned") is None
+    # Nothing the data carried became markup...
+    assert page.locator("img[onerror], svg[onload], #results script").count() == 0
+    # ...and no javascript: URL became a link or an image.
+    for selector, attribute in (("a", "href"), ("img", "src")):
+        values = page.locator(selector).evaluate_all(
+            f"els => els.map(e => e.getAttribute('{attribute}'))"
+        )
+        assert not [v for v in values if v and v.strip().lower().startswith("javascript:")]

@@ -396,3 +396,30 @@ def test_an_unexpected_error_is_recorded_at_once_not_at_lease_expiry(
     assert job.status is JobStatus.FAILED
     assert job.error_message == "unexpected error: KeyError: 'play_count'"
     assert job.next_retry_at == clock.now + timedelta(minutes=2)
+
+
+class HostileSimilar(SampleProvider):
+    """The sample provider, except that its similar profiles are what a hostile or
+    broken provider might name."""
+
+    NAMES = ("Bob", "<script>", "a/b", "NatGeo", "bob", "x" * 40, "ok.name", "", "..", "@Carol")
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return [ProviderProfile(username=name) for name in self.NAMES]
+
+
+def test_provider_names_become_keys_only_through_the_username_rule(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    api.request("POST", "/api/profile/natgeo/request")
+    message = drain(aws_env, stack.refs["HighQueue"])[0]
+    worker = make_worker(HostileSimilar(), StepClock())
+    assert worker.process(message["Body"]) is Result.COMPLETED
+
+    canonical = {"bob", "ok.name", "carol"}
+    _, _, profile = api.request("GET", "/api/profile/natgeo")
+    assert set(profile["data"]["similar_usernames"]) == canonical
+    queued = {json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["LowQueue"])}
+    assert queued == canonical
+    scanned = aws_env.client("dynamodb").scan(TableName=stack.refs["ProfilesTable"])["Items"]
+    assert {item["username"]["S"] for item in scanned} == canonical | {"natgeo"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -10,11 +11,12 @@ from viralspot import intake
 from viralspot.adapters.dynamo_content import DynamoContentStore
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.adapters.dynamo_profiles import DynamoProfileStore
+from viralspot.adapters.secrets import secret_string
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.adapters.sqs_queues import SqsQueues
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
-from viralspot.errors import ProviderUnauthorized
+from viralspot.errors import ProviderUnauthorized, SecretUnavailable
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
@@ -32,6 +34,17 @@ class Context:
     queues: SqsQueues
     policy: IntakePolicy
     clock: Clock
+    # The admin key, read on demand (Secrets Manager through Powertools' cache).
+    admin_key: Callable[[], str]
+
+
+def _admin_key(settings: Settings) -> Callable[[], str]:
+    def read() -> str:
+        if not settings.admin_key_secret:
+            raise SecretUnavailable("ADMIN_KEY_SECRET is not configured")
+        return secret_string(settings.admin_key_secret)
+
+    return read
 
 
 def build(settings: Settings, clock: Clock = utc_now) -> Context:
@@ -46,6 +59,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         queues=SqsQueues(),
         policy=IntakePolicy(stale_after=timedelta(days=settings.profile_stale_after_days)),
         clock=clock,
+        admin_key=_admin_key(settings),
     )
 
 

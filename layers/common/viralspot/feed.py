@@ -45,8 +45,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+# The one cursor codec (signed, so only cursors this API issued open a page).
+from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.analytics import ScoredReel
-from viralspot.content import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput
 
 SHARDS = 8
@@ -290,7 +291,10 @@ def plan(
     )
     if cursor is None:
         return query
-    return _resume(query, decode_cursor(cursor))
+    return _resume(query, decode_cursor(cursor, kind=FEED_CURSOR))
+
+
+FEED_CURSOR = "feed"
 
 
 def _bad_cursor(why: str) -> InvalidInput:

@@ -19,10 +19,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from viralspot.adapters import aws
-from viralspot.adapters.codec import deserialize, serialize, value
+from viralspot.adapters.codec import (
+    decode_cursor,
+    deserialize,
+    encode_cursor,
+    serialize,
+    start_key,
+    value,
+)
 from viralspot.analytics import ScoredReel
 from viralspot.clock import from_iso, to_iso
-from viralspot.content import Post, PostSort, decode_cursor, encode_cursor
+from viralspot.content import Post, PostSort
 from viralspot.errors import InvalidInput, StorageUnavailable
 from viralspot.feed import (
     FeedIndexName,
@@ -46,6 +53,14 @@ FEED_INDEXES = {
 # A feed page's first round is one Query per (week, shard): run them side by side.
 # Below botocore's pool of 10 connections, so no call waits for a connection.
 FEED_READERS = 8
+# Each index's LastEvaluatedKey: the table's key plus the index's sort key (the
+# template declares them; a test holds the two together). A cursor's key must be
+# exactly this, or it never reaches DynamoDB.
+INDEX_KEYS: dict[str, dict[str, str]] = {
+    POPULAR_INDEX: {"username": "S", "shortcode": "S", "popularity": "S"},
+    RECENT_INDEX: {"username": "S", "shortcode": "S", "taken_at": "S"},
+}
+CURSOR_KIND = "posts"
 BATCH_SIZE = 25  # BatchWriteItem's limit
 MAX_UNPROCESSED_ROUNDS = 8
 
@@ -165,26 +180,22 @@ class DynamoContentStore:
     def page(
         self, username: str, sort: PostSort, limit: int, cursor: str | None
     ) -> tuple[list[Post], str | None]:
+        index = POPULAR_INDEX if sort is PostSort.POPULAR else RECENT_INDEX
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": POPULAR_INDEX if sort is PostSort.POPULAR else RECENT_INDEX,
+            "IndexName": index,
             "KeyConditionExpression": "username = :u",
             "ExpressionAttributeValues": {":u": value(username)},
             "ScanIndexForward": sort is PostSort.OLDEST,
             "Limit": limit,
         }
         if cursor:
-            start = decode_cursor(cursor)
-            key = start.get("key")
-            if (
-                start.get("username") != username
-                or start.get("sort") != sort.value
-                or not isinstance(key, dict)
-                or key.get("username") != username
-                or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items())
-            ):
+            start = decode_cursor(cursor, kind=CURSOR_KIND)
+            if start.get("username") != username or start.get("sort") != sort.value:
                 raise InvalidInput("Invalid cursor: it belongs to another listing")
-            kwargs["ExclusiveStartKey"] = serialize(start["key"])
+            kwargs["ExclusiveStartKey"] = start_key(
+                start.get("key"), INDEX_KEYS[index], equal={"username": username}
+            )
         try:
             response = self.client.query(**kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -192,7 +203,10 @@ class DynamoContentStore:
         posts = [post_from_item(deserialize(item)) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         next_cursor = (
-            encode_cursor({"username": username, "sort": sort.value, "key": deserialize(last)})
+            encode_cursor(
+                {"username": username, "sort": sort.value, "key": deserialize(last)},
+                kind=CURSOR_KIND,
+            )
             if last
             else None
         )
