@@ -364,7 +364,11 @@ def viral_reels(
     ] = feed.DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+        Query(
+            description="next_cursor of the previous page, with the same filters (opaque, signed)",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=edge.MAX_CURSOR_CHARS,
+        ),
     ] = None,
 ) -> Response[Any]:
     ctx = bootstrap.context()

@@ -70,6 +70,8 @@ _SCORE_KEY = re.compile(r"\d{10}\.\d{4}")
 _RANK_KEY = re.compile(r"\d{10}\.\d{4}#[a-z0-9._]{1,30}#[^#]{1,256}")
 _CURSOR_FIELDS = frozenset({"v", "after", "from", "to", "min", "since", "cat"})
 _CURSOR_VERSION = 1
+# Signed with the cursor's kind: a posts cursor never opens a feed page, nor the reverse.
+FEED_CURSOR = "feed"
 # First read of each stream: about twice its fair share of the page, at least a few.
 _MIN_CHUNK = 4
 
@@ -251,7 +253,8 @@ class FeedQuery:
                 "min": self.min_key,
                 "since": self.since.isoformat() if self.since else None,
                 "cat": self.category,
-            }
+            },
+            kind=FEED_CURSOR,
         )
 
 
@@ -292,9 +295,6 @@ def plan(
     if cursor is None:
         return query
     return _resume(query, decode_cursor(cursor, kind=FEED_CURSOR))
-
-
-FEED_CURSOR = "feed"
 
 
 def _bad_cursor(why: str) -> InvalidInput:
