@@ -251,7 +251,8 @@ class FeedQuery:
                 "min": self.min_key,
                 "since": self.since.isoformat() if self.since else None,
                 "cat": self.category,
-            }
+            },
+            kind=FEED_CURSOR,
         )
 
 
