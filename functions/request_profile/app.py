@@ -2,7 +2,6 @@
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
 import os
-from datetime import date
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
@@ -342,13 +341,16 @@ def viral_reels(
         float, Query(ge=0, le=feed.MAX_MIN_SCORE, description="Lowest outlier score listed")
     ] = feed.DEFAULT_MIN_SCORE,
     since: Annotated[
-        date | None,
+        str | None,
         Query(
             description=(
                 "ISO date (YYYY-MM-DD): reels taken on or after it (UTC). "
                 f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago; at most "
                 f"{feed.MAX_WINDOW_DAYS} days ago"
-            )
+            ),
+            # A string, not a `date`: pydantic would take "0" as a Unix timestamp.
+            pattern=feed.DAY_PATTERN,
+            json_schema_extra={"format": "date"},
         ),
     ] = None,
     category: Annotated[
@@ -374,7 +376,7 @@ def viral_reels(
     ctx = bootstrap.context()
     page = feed.read_page(
         min_score=min_score,
-        since=since,
+        since=feed.parse_day(since),
         category=category,
         limit=limit,
         cursor=cursor,

@@ -299,7 +299,9 @@ def test_crawled_profiles_are_listed_and_marked(
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"since": "yesterday"}, "since"),
-        ({"since": "2026-02-30"}, "since"),
+        ({"since": "2026-02-30"}, "since must be a calendar date"),
+        ({"since": "0"}, "since"),  # not a Unix timestamp
+        ({"since": "2026-11-03T00:00:00"}, "since"),
         ({"category": "   "}, "category must not be blank"),
         ({"category": "x" * 101}, "category"),
         ({"cursor": "not a cursor!"}, "cursor"),

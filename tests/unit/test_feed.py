@@ -164,6 +164,19 @@ def test_bad_parameters_are_refused_before_any_read(params: dict[str, Any], mess
     assert index.reads == []
 
 
+@pytest.mark.parametrize(
+    "raw", ["0", "1700000000", "2026-02-30", "2026-1-3", "2026-11-03T00:00", " 2026-11-03"]
+)
+def test_since_is_exactly_a_calendar_day(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="since must be a calendar date"):
+        feed.parse_day(raw)
+
+
+def test_since_parses_an_iso_day() -> None:
+    assert feed.parse_day("2026-11-03") == date(2026, 11, 3)
+    assert feed.parse_day(None) is None
+
+
 def test_default_window_is_the_last_30_days() -> None:
     query = feed.plan(min_score=2, since=None, category=None, limit=20, cursor=None, now=NOW)
     assert query.start == date(2026, 11, 3)

@@ -113,6 +113,22 @@ def rank_key(score: float, username: str, shortcode: str) -> str:
     return f"{score_key(score)}#{username}#{shortcode}"
 
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+DAY_PATTERN = f"^{_DAY.pattern}$"
+
+
+def parse_day(raw: str | None) -> date | None:
+    """`since` as a calendar day, from exactly YYYY-MM-DD (no timestamps, no times)."""
+    if raw is None:
+        return None
+    try:
+        if not _DAY.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput("since must be a calendar date, YYYY-MM-DD (e.g. 2026-11-03)") from None
+
+
 def normalise_category(raw: str) -> str:
     """Case- and spacing-insensitive: 'Digital  creator' and 'digital creator' are one."""
     return " ".join(raw.split()).casefold()
