@@ -25,7 +25,6 @@ from viralspot.errors import (
     ProviderUnavailable,
 )
 from viralspot.providers import ProfileProvider
-from viralspot.providers import rapidapi as rapidapi_module
 from viralspot.providers.rapidapi import (
     DEFAULT_HOST,
     PROFILE_PATH,
@@ -34,6 +33,8 @@ from viralspot.providers.rapidapi import (
     RapidApiProvider,
     rapidapi_from_parameters,
 )
+from viralspot.providers.rapidapi import client as client_module
+from viralspot.providers.rapidapi import provider as provider_module
 
 API_KEY = "test-key"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -75,8 +76,9 @@ def provider(make_provider: MakeProvider) -> RapidApiProvider:
 
 @pytest.fixture
 def captured_logs() -> Iterator[list[logging.LogRecord]]:
-    # Attached to the adapter's own logger so the capture does not depend on how
-    # Powertools wires propagation to the root logger in this process.
+    # Attached to the adapter's own loggers (the transport's and the port's) so the
+    # capture does not depend on how Powertools wires propagation to the root logger
+    # in this process.
     records: list[logging.LogRecord] = []
 
     class ListHandler(logging.Handler):
@@ -84,13 +86,15 @@ def captured_logs() -> Iterator[list[logging.LogRecord]]:
             records.append(record)
 
     handler = ListHandler(level=logging.DEBUG)
-    target = logging.getLogger(rapidapi_module.logger.name)
-    previous_level = target.level
-    target.addHandler(handler)
-    target.setLevel(logging.DEBUG)
+    targets = [logging.getLogger(module.logger.name) for module in (client_module, provider_module)]
+    previous_levels = [target.level for target in targets]
+    for target in targets:
+        target.addHandler(handler)
+        target.setLevel(logging.DEBUG)
     yield records
-    target.removeHandler(handler)
-    target.setLevel(previous_level)
+    for target, level in zip(targets, previous_levels, strict=True):
+        target.removeHandler(handler)
+        target.setLevel(level)
 
 
 def profile_body(**overrides: Any) -> dict[str, Any]:
