@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from tests.fakes.rapidapi_server import FakeRapidApi, RecordedRequest, Reply
+from viralspot import bootstrap
 from viralspot.errors import (
     ErrorKind,
     ProfileNotFound,
@@ -24,6 +25,7 @@ from viralspot.errors import (
     ProviderUnauthorized,
     ProviderUnavailable,
 )
+from viralspot.pipeline import Worker
 from viralspot.providers import ProfileProvider
 from viralspot.providers.rapidapi import (
     DEFAULT_HOST,
@@ -743,6 +745,29 @@ def test_similar_accepts_response_shapes_and_excludes_self(
     assert similar[2].is_private is True
 
 
+def test_similar_names_follow_the_one_username_rule(
+    fake: FakeRapidApi, provider: RapidApiProvider
+) -> None:
+    fake.script(
+        SIMILAR_PATH,
+        Reply(
+            body=[
+                {"username": "@Bob"},
+                {"username": "bob"},  # the same account, spelled as the rule spells it
+                {"username": "has space"},
+                {"username": "@@carol"},
+                {"username": "a" * 31},
+                {"username": "dot."},
+                {"username": " Erin "},  # surrounding blanks are the provider's, not the name's
+            ]
+        ),
+    )
+
+    similar = provider.fetch_similar("@Alice", 10)
+
+    assert [profile.username for profile in similar] == ["bob", "erin"]
+
+
 def test_similar_respects_limit(fake: FakeRapidApi, provider: RapidApiProvider) -> None:
     fake.script(SIMILAR_PATH, Reply(body={"users": SIMILAR_USERS}))
 
@@ -818,3 +843,95 @@ def test_factory_caches_the_key(ssm: Any, fake: FakeRapidApi) -> None:
 def test_factory_missing_parameter_is_an_operator_problem(ssm: Any) -> None:
     with pytest.raises(ProviderUnauthorized, match="ParameterNotFound"):
         rapidapi_from_parameters("/viralspot/absent", DEFAULT_HOST)
+
+
+# -- one provider per key per container ------------------------------------------------
+
+
+KEY_PARAMETER = "/viralspot/rapidapi-key"
+
+
+def rotate(ssm: Any, value: str) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value=value, Type="SecureString", Overwrite=True)
+    # Stands in for Powertools' 5-minute cache expiring.
+    parameters.clear_caches()
+
+
+def test_warm_invocations_reuse_the_provider_and_its_connection(
+    ssm: Any, fake: FakeRapidApi
+) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="warm-key", Type="SecureString")
+    fake.script(PROFILE_PATH, Reply(body=profile_body()))
+
+    # Two invocations in one container, each asking for its provider.
+    first = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    first.fetch_profile("alice")
+    second = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    second.fetch_profile("alice")
+
+    assert second is first
+    # One TCP (in production, TLS) connection served both invocations.
+    assert [request.client_port for request in fake.requests] == [fake.requests[0].client_port] * 2
+
+
+def test_a_rotated_key_gets_a_provider_and_a_connection_of_its_own(
+    ssm: Any, fake: FakeRapidApi
+) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="old-key", Type="SecureString")
+    fake.script(PROFILE_PATH, Reply(body=profile_body()))
+    old = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    old.fetch_profile("alice")
+
+    rotate(ssm, "new-key")
+    new = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    new.fetch_profile("alice")
+
+    assert new is not old
+    assert [request.headers["x-rapidapi-key"] for request in fake.requests] == [
+        "old-key",
+        "new-key",
+    ]
+    assert fake.requests[0].client_port != fake.requests[1].client_port
+    # Later invocations keep to the new key's provider.
+    assert rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url) is new
+
+
+@pytest.fixture
+def rapidapi_worker_env(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The worker's environment with PROVIDER=rapidapi and its key in SSM."""
+    environment = {
+        "PROFILES_TABLE": "Profiles",
+        "CONTENT_TABLE": "Content",
+        "JOBS_TABLE": "Jobs",
+        "HIGH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/high",
+        "LOW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/low",
+        "PROVIDER": "rapidapi",
+        "RAPIDAPI_KEY_PARAMETER": KEY_PARAMETER,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="worker-key", Type="SecureString")
+    bootstrap.reset()
+    yield ssm
+    bootstrap.reset()
+
+
+def resolved(worker: Worker) -> ProfileProvider:
+    lazy = worker.provider
+    assert isinstance(lazy, bootstrap.LazyProvider)
+    return lazy.resolve()
+
+
+def test_workers_built_in_a_row_share_one_provider_per_key(rapidapi_worker_env: Any) -> None:
+    # The worker function builds a worker for every record it processes.
+    first, second = bootstrap.worker(), bootstrap.worker()
+
+    provider = resolved(first)
+    assert isinstance(provider, RapidApiProvider)
+    assert resolved(second) is provider
+
+    rotate(rapidapi_worker_env, "rotated-key")
+    after_rotation = resolved(bootstrap.worker())
+    assert isinstance(after_rotation, RapidApiProvider)
+    assert after_rotation is not provider
+    assert resolved(bootstrap.worker()) is after_rotation
