@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +14,10 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
+from pydantic import ValidationError
 
 from tests.fakes.rapidapi_server import FakeRapidApi, RecordedRequest, Reply
 from viralspot import bootstrap
@@ -37,6 +41,7 @@ from viralspot.providers.rapidapi import (
 )
 from viralspot.providers.rapidapi import client as client_module
 from viralspot.providers.rapidapi import provider as provider_module
+from viralspot.providers.rapidapi.models import Account, Reel, SimilarAccount
 
 API_KEY = "test-key"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -347,6 +352,130 @@ def test_items_without_code_or_taken_at_are_skipped_not_fatal(
         record.levelno == logging.DEBUG and "skipped" in record.getMessage()
         for record in captured_logs
     )
+
+
+# Any JSON value, weighted towards what broke hand-written mappings: infinities,
+# NaN, numbers too big for a float, numbers and non-numbers as text.
+AWKWARD = [math.inf, -math.inf, math.nan, 10**400, -(10**400), "1e400", "nan", "12", "-3", ""]
+JSON = st.recursive(
+    st.sampled_from(AWKWARD)
+    | st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["text", "url", "candidates", "media"]), children)
+    ),
+    max_leaves=8,
+)
+# What a reel or an account cannot exist without; any other field may be garbage.
+REEL_ESSENTIALS = ("code", "taken_at")
+REEL_FIELDS = (
+    "pk",
+    "play_count",
+    "view_count",
+    "ig_play_count",
+    "like_count",
+    "comment_count",
+    "caption",
+    "video_duration",
+    "image_versions2",
+)
+ACCOUNT_ESSENTIALS = ("username", "user")
+ACCOUNT_FIELDS = (
+    "full_name",
+    "biography",
+    "follower_count",
+    "following_count",
+    "media_count",
+    "profile_pic_url",
+    "is_verified",
+    "is_private",
+    "is_business",
+    "external_url",
+    "category",
+)
+
+
+def some_of(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(keys, JSON))
+
+
+# Timing is not what these check: the machine running them may be busy.
+LENIENT = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@LENIENT
+@given(
+    essentials=some_of(REEL_ESSENTIALS),
+    fields=some_of(REEL_FIELDS),
+    wrap=st.sampled_from([0, 1, 2]),
+)
+def test_a_reel_is_skipped_only_without_code_or_time(
+    essentials: dict[str, Any], fields: dict[str, Any], wrap: int
+) -> None:
+    media = {"code": "C0DE", "taken_at": T0, **essentials, **fields}
+    item: Any = [media, {"media": media}, {"node": {"media": media}}][wrap]
+    try:
+        reel = Reel.model_validate(item).to_reel()
+    except ValidationError:
+        assert essentials, "a reel with a code and a time was skipped for another field"
+        return
+    assert reel.shortcode
+    assert min(reel.view_count, reel.like_count, reel.comment_count) >= 0
+    # DynamoDB stores no NaN or infinity: such a duration is no duration.
+    assert reel.video_duration is None or math.isfinite(reel.video_duration)
+
+
+@LENIENT
+@given(essentials=some_of(ACCOUNT_ESSENTIALS), fields=some_of(ACCOUNT_FIELDS))
+def test_an_account_is_invalid_only_without_a_username(
+    essentials: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    answer = {"username": "alice", **essentials, **fields}
+    for model in (Account, SimilarAccount):
+        try:
+            profile = model.model_validate(answer).to_profile()
+        except ValidationError:
+            assert essentials, "an account with a username was refused for another field"
+            continue
+        assert profile.username
+        assert min(profile.followers_count, profile.following_count, profile.posts_count) >= 0
+
+
+@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan, "1e400", "nan"])
+def test_numbers_no_float_can_hold_are_no_numbers(
+    fake: FakeRapidApi, provider: RapidApiProvider, number: Any
+) -> None:
+    item = media(
+        "BIG",
+        play_count=number,
+        like_count=number,
+        comment_count=number,
+        video_duration=number,
+    )
+    fake.script(REELS_PATH, Reply(body={"reels": [item]}))
+    fake.script(PROFILE_PATH, Reply(body=profile_body(follower_count=number, media_count=number)))
+
+    [reel] = provider.fetch_reels("alice", 1)
+    profile = provider.fetch_profile("alice")
+
+    assert (reel.view_count, reel.like_count, reel.comment_count) == (0, 0, 0)
+    assert reel.video_duration is None
+    assert (profile.followers_count, profile.posts_count) == (0, 0)
+
+
+@pytest.mark.parametrize("taken_at", [math.inf, math.nan, 10**20, "1e400", "soon", True, []])
+def test_a_reel_whose_time_is_no_time_is_skipped(
+    fake: FakeRapidApi, provider: RapidApiProvider, taken_at: Any
+) -> None:
+    fake.script(REELS_PATH, Reply(body={"reels": [media("BAD", taken_at=taken_at), media("OK")]}))
+
+    reels = provider.fetch_reels("alice", 10)
+
+    assert [reel.shortcode for reel in reels] == ["OK"]
 
 
 # -- pagination ------------------------------------------------------------------------

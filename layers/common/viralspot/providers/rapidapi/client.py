@@ -51,8 +51,7 @@ class RapidApiClient:
         # provider: one per key per container (`rapidapi_from_parameters`), so warm
         # invocations reuse the TLS connection. urllib3's own retries are off: the
         # loop in `call` must also see transient failures that arrive as HTTP 200
-        # bodies, and redirects are not expected. `maxsize` keeps a connection per
-        # thread when threads share the provider (the local stack's workers).
+        # bodies, and redirects are not expected.
         self._http = urllib3.PoolManager(
             headers={
                 "x-rapidapi-key": api_key,
@@ -61,7 +60,6 @@ class RapidApiClient:
             },
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             retries=False,
-            maxsize=4,
         )
 
     def __repr__(self) -> str:
@@ -78,7 +76,8 @@ class RapidApiClient:
             try:
                 return self._attempt(method, path, fields, data_keys)
             except ProviderUnauthorized as exc:
-                # Nothing a retry can fix: the key is wrong, revoked or unsubscribed.
+                # Not retried (nothing a retry can fix), and the operator's to fix:
+                # said here, where the provider's own words are still at hand.
                 logger.error(
                     "rapidapi refused our credentials; check the API key parameter and subscription",
                     extra={"path": path, "error": str(exc)},

@@ -157,7 +157,7 @@ class SimilarAccount(Account):
 class Reel(_Answer):
     """One item of a reels page, in any of the nestings the provider uses."""
 
-    code: Text = Field(min_length=1)
+    shortcode: Text = Field(min_length=1, validation_alias="code")
     taken_at: Epoch
     pk: Identifier = None
     view_count: Count = Field(
@@ -181,16 +181,7 @@ class Reel(_Answer):
 
     def to_reel(self) -> ProviderReel:
         return ProviderReel(
-            shortcode=self.code,
-            pk=self.pk,
-            taken_at=self.taken_at,
-            view_count=self.view_count,
-            like_count=self.like_count,
-            comment_count=self.comment_count,
-            caption=self.caption,
-            video_duration=self.video_duration,
-            thumbnail_url=self.thumbnail_url,
-            url=f"https://www.instagram.com/reel/{self.code}/",
+            **self.model_dump(), url=f"https://www.instagram.com/reel/{self.shortcode}/"
         )
 
 
