@@ -986,17 +986,20 @@ def rotate(ssm: Any, value: str) -> None:
     parameters.clear_caches()
 
 
+def invocation(fake: FakeRapidApi) -> RapidApiProvider:
+    """What one invocation of the worker does: ask for the provider, then use it."""
+    provider = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    provider.fetch_profile("alice")
+    return provider
+
+
 def test_warm_invocations_reuse_the_provider_and_its_connection(
     ssm: Any, fake: FakeRapidApi
 ) -> None:
     ssm.put_parameter(Name=KEY_PARAMETER, Value="warm-key", Type="SecureString")
     fake.script(PROFILE_PATH, Reply(body=profile_body()))
 
-    # Two invocations in one container, each asking for its provider.
-    first = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
-    first.fetch_profile("alice")
-    second = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
-    second.fetch_profile("alice")
+    first, second = invocation(fake), invocation(fake)
 
     assert second is first
     # One TCP (in production, TLS) connection served both invocations.
@@ -1008,12 +1011,10 @@ def test_a_rotated_key_gets_a_provider_and_a_connection_of_its_own(
 ) -> None:
     ssm.put_parameter(Name=KEY_PARAMETER, Value="old-key", Type="SecureString")
     fake.script(PROFILE_PATH, Reply(body=profile_body()))
-    old = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
-    old.fetch_profile("alice")
+    old = invocation(fake)
 
     rotate(ssm, "new-key")
-    new = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
-    new.fetch_profile("alice")
+    new = invocation(fake)
 
     assert new is not old
     assert [request.headers["x-rapidapi-key"] for request in fake.requests] == [
@@ -1022,7 +1023,7 @@ def test_a_rotated_key_gets_a_provider_and_a_connection_of_its_own(
     ]
     assert fake.requests[0].client_port != fake.requests[1].client_port
     # Later invocations keep to the new key's provider.
-    assert rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url) is new
+    assert invocation(fake) is new
 
 
 @pytest.fixture
