@@ -51,6 +51,7 @@ from typing import Any
 from bench.common import Probe, fan_out_attributed, local_stack, table
 from bench.cost import MEMORY_GB, PRICES
 from bench.seed_baseline import SeedIntake
+from devstack import dynamodb_local as ddbl
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from viralspot.adapters import aws, dynamo_jobs
@@ -442,8 +443,12 @@ def report(levels: list[Level], args: argparse.Namespace, seconds: float) -> Non
                 )
     print(table(["goal", "figure", "met"], goals))
 
-    print()
     top = levels[-1]
+    print()
+    scenario_report(top, args.ms_per_round_trip)
+    print()
+    front_door_report(top, args.template)
+    print()
     print(
         f"### Cost per million requests at backlog {top.backlog:,} (bench/cost.py prices; "
         "AWS units; a bulk request counts once)"
@@ -457,6 +462,163 @@ def report(levels: list[Level], args: argparse.Namespace, seconds: float) -> Non
     print(table(["path", "project USD / million", "of which", "seed USD / million"], rows))
     print()
     print(f"({seconds:.0f} s)")
+
+
+# Limits the arithmetic is checked against (AWS documentation; docs/scale.md cites them).
+NEW_TABLE_RRU, NEW_TABLE_WRU = 12_000, 4_000  # a new on-demand table, and each new GSI
+PARTITION_RCU, PARTITION_WCU = 3_000, 1_000  # per partition, so per partition-key value
+APIGW_ACCOUNT_RPS = 10_000  # API Gateway, per account and region (default quota)
+LAMBDA_CONCURRENCY = 1_000  # concurrent executions per account and region (default quota)
+
+# Request mixes, per second. DESIGN.md "Scale": 10,000 requests/s, most of them
+# repeats of popular names, 1,000 new profiles/s. How the repeats split is assumed.
+SCENARIOS: dict[str, dict[str, float]] = {
+    "1,000 requests/s, all new": {"new": 1_000},
+    "1,000 requests/s, 10% new": {
+        "new": 100,
+        "processed": 600,
+        "duplicate": 150,
+        "status": 150,
+    },
+    "10,000 requests/s, 1,000 new": {
+        "new": 1_000,
+        "processed": 6_000,
+        "duplicate": 1_500,
+        "status": 1_500,
+    },
+}
+# The paths that read a queue position (every shard key and every counter key once).
+POSITIONED = ("new", "duplicate", "status")
+
+
+def per_target(f: Figures) -> dict[tuple[str, str], float]:
+    runs = max(1, len(f.calls))
+    return {key: units / runs for key, units in f.aws_by_target.items()}
+
+
+def short(target: str) -> str:
+    """ "JobsTable/ActiveQueueIndex" -> "Jobs/ActiveQueueIndex" (the template's names)."""
+    return target.replace("Table", "", 1) if "/" in target else target.removesuffix("Table")
+
+
+def load_of(mix: dict[str, float], level: Level) -> dict[tuple[str, str], float]:
+    load: Counter[tuple[str, str]] = Counter()
+    for path, rate in mix.items():
+        for key, units in per_target(level.project[path]).items():
+            load[key] += rate * units
+    return dict(load)
+
+
+def duration_s(f: Figures, ms_per_round_trip: float) -> float:
+    return (10 + ms_per_round_trip * f.median("round_trips")) / 1000
+
+
+def limits_of(
+    mix: dict[str, float], level: Level, ms_per_round_trip: float
+) -> list[tuple[str, float, float]]:
+    """(limit, load, capacity) for every limit the mix approaches: the table and index
+    throughput of a new on-demand table, the hottest partition-key values, the front
+    door and Lambda."""
+    load = load_of(mix, level)
+    rows: list[tuple[str, float, float]] = []
+    for (target, kind), units in sorted(load.items()):
+        capacity = NEW_TABLE_RRU if kind == "R" else NEW_TABLE_WRU
+        unit = "RRU" if kind == "R" else "WRU"
+        rows.append((f"{short(target)}: {unit}/s, new on-demand table", units, capacity))
+    positions = sum(rate for path, rate in mix.items() if path in POSITIONED)
+    status = per_target(level.project["status"])
+    shard_read = sum(u for (t, k), u in status.items() if k == "R" and "ActiveQueueIndex" in t)
+    counters_read = sum(
+        u for (t, k), u in per_target(level.project["queue-status"]).items() if k == "R"
+    )
+    rows.append(
+        (
+            f"one ActiveQueueIndex shard key (ACTIVE#NN): RCU/s, {positions:,.0f} position reads/s",
+            positions * shard_read / INDEX_SHARDS,
+            PARTITION_RCU,
+        )
+    )
+    rows.append(
+        (
+            f"one counter item (#stats#NN): RCU/s, {positions:,.0f} position reads/s",
+            positions * counters_read / (STAT_SHARDS + 1),
+            PARTITION_RCU,
+        )
+    )
+    new = mix.get("new", 0.0)
+    # A new job's counter update is one item of its transaction: 2 WRU on AWS.
+    rows.append(("one counter item (#stats#NN): WCU/s", new * 2 / STAT_SHARDS, PARTITION_WCU))
+    aqi_writes = sum(u for (t, k), u in load.items() if k == "W" and "ActiveQueueIndex" in t)
+    rows.append(("one ActiveQueueIndex shard key: WCU/s", aqi_writes / INDEX_SHARDS, PARTITION_WCU))
+    total = sum(mix.values())
+    rows.append(("API Gateway requests/s (account quota)", total, APIGW_ACCOUNT_RPS))
+    concurrency = sum(
+        rate * duration_s(level.project[path], ms_per_round_trip) for path, rate in mix.items()
+    )
+    rows.append(("API function concurrency (account quota)", concurrency, LAMBDA_CONCURRENCY))
+    return rows
+
+
+def scenario_report(level: Level, ms_per_round_trip: float) -> None:
+    print(
+        f"### Arithmetic at backlog {level.backlog:,}: load against limits "
+        "(AWS units per request as measured above; 'x' = how far the mix scales before the limit)"
+    )
+    for name, mix in SCENARIOS.items():
+        print()
+        parts = ", ".join(f"{path} {rate:,.0f}" for path, rate in mix.items())
+        total = sum(mix.values())
+        cost = sum(
+            rate * cost_per_million(level.project[path], ms_per_round_trip)[0] / 1e6
+            for path, rate in mix.items()
+        )
+        print(
+            f"{name} ({parts}): ${cost * 3600:,.2f} per hour, "
+            f"${cost / total * 1e6:,.2f} per million requests"
+        )
+        rows = [
+            [limit, f"{load:,.0f}", f"{capacity:,.0f}", f"{capacity / load:.2f}" if load else "—"]
+            for limit, load, capacity in limits_of(mix, level, ms_per_round_trip)
+        ]
+        rows.sort(key=lambda row: float(row[3]) if row[3] != "—" else float("inf"))
+        print(table(["limit", "load", "limit value", "x"], rows))
+
+
+# The public routes that reach DynamoDB, and the path whose cost bounds each one.
+ROUTE_COST = {
+    "POST /api/profile/{username}/request": "new",
+    "GET /api/profile/{username}/status": "status",
+    "GET /api/viral-ideas/queue-status": "queue-status",
+    "POST /api/profile/bulk-request": "bulk",
+}
+
+
+def front_door_report(level: Level, template: dict[str, Any]) -> None:
+    """Every route at its stage throttle at once (API Gateway applies the stage's limit
+    to each method): does the load stay inside a new on-demand table?"""
+    params = template["Parameters"]
+    rate = float(params["ApiThrottleRateLimit"]["Default"])
+    burst = float(params["ApiThrottleBurstLimit"]["Default"])
+    bulk = float(params["ApiBulkThrottleRateLimit"]["Default"])
+    mix = {path: (bulk if path == "bulk" else rate) for path in ROUTE_COST.values()}
+    print(
+        f"### Front door: each route at its throttle at once (ApiThrottleRateLimit {rate:,.0f}, "
+        f"burst {burst:,.0f}; ApiBulkThrottleRateLimit {bulk:,.0f}), against a new on-demand table"
+    )
+    print()
+    load = load_of(mix, level)
+    rows = []
+    for (target, kind), units in sorted(load.items()):
+        capacity = NEW_TABLE_RRU if kind == "R" else NEW_TABLE_WRU
+        rows.append(
+            [
+                f"{short(target)} {'RRU' if kind == 'R' else 'WRU'}/s",
+                f"{units:,.0f}",
+                f"{capacity:,}",
+                "yes" if units <= capacity else "no",
+            ]
+        )
+    print(table(["table or index", "load", "new table", "inside"], rows))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,8 +641,14 @@ def main(argv: list[str] | None = None) -> int:
     backlogs = sorted({int(v) for v in args.levels.split(",") if v.strip()})
     if args.big:
         backlogs = sorted({*backlogs, 10_000})
+    missing = ddbl.unavailable_reason()
+    if missing:
+        # As the tests do without the engine: say why, and let `make bench` go on.
+        print(f"bench/capacity.py skipped: {missing}")
+        return 0
     started = time.perf_counter()
     with local_stack(dynamodb_local=True) as (emulator, stack, _calls):
+        args.template = stack.template
         raw = emulator.client("dynamodb")
         project = Project(stack, raw)
         project_probe = Probe()
