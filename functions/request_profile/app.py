@@ -24,7 +24,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -110,10 +109,12 @@ app.configure_openapi(
         "Every response is an envelope: `{success: true, data}` or `{success: false, detail}`. "
         "Admin routes need the `x-api-key` header."
     ),
-    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    # A plain mapping, validated into Powertools' OpenAPI models only when a document is
+    # generated: importing those models costs about a third of this function's cold
+    # start (bench/coldstart.py), and no request but the two documentation routes needs
+    # them.
+    security_schemes={"apiKey": {"type": "apiKey", "name": "x-api-key", "in": "header"}},  # type: ignore[dict-item]
 )
-# Swagger UI with its assets inline (works offline, e.g. in the local stack).
-app.enable_swagger(path="/api/docs", title="ViralSpot intake API")
 ADMIN: list[dict[str, list[str]]] = [{"apiKey": []}]
 WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -464,6 +465,36 @@ def openapi_document() -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=app.get_openapi_json_schema(),
     )
+
+
+@app.get("/api/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    """Swagger UI with its assets inline (works offline, e.g. in the local stack): what
+    Powertools' enable_swagger serves, built from the same library pieces. Not
+    enable_swagger itself: it imports the OpenAPI models when the module loads, which
+    every cold start would pay for this one page."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as assets
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    context = app.current_event.request_context
+    # Under API Gateway the stage prefixes the path (as Powertools' _get_base_path says).
+    stage = context.stage
+    base = (
+        f"/{stage}"
+        if stage and stage != "$default" and context.path.startswith(f"/{stage}")
+        else ""
+    )
+    spec = app.get_openapi_json_schema(servers=[Server(url=base or "/")])
+    folder = Path(assets.__file__).parent
+    page = assets.generate_swagger_html(
+        # Keeps a "</script>" inside the document from closing the page's script tag.
+        spec.replace("</", "<\\/"),
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.TEXT_HTML, body=page)
 
 
 @app.get("/", include_in_schema=False)

@@ -54,6 +54,11 @@ T = TypeVar("T")
 
 logger = Logger(child=True)
 
+# The OS's randomness, drawn at each call: containers restored from one SnapStart
+# snapshot share the `random` module's state, so they would all pick the same counter
+# shards in the same order (docs/scale.md).
+_ENTROPY = random.SystemRandom()
+
 ACTIVE_INDEX = "ActiveQueueIndex"
 SWEEP_INDEX = "SweepIndex"
 ACTIVE_PREFIX = "ACTIVE"
@@ -490,7 +495,7 @@ class DynamoJobStore:
     # -- counters -------------------------------------------------------------
 
     def _counter_update(self, delta: Mapping[str, int]) -> dict[str, Any]:
-        shard = random.randrange(STAT_SHARDS)  # noqa: S311 - load spreading, not security
+        shard = _ENTROPY.randrange(STAT_SHARDS)
         names = {f"#c{i}": name for i, name in enumerate(delta)}
         values = {f":c{i}": value(n) for i, n in enumerate(delta.values())}
         return {
