@@ -11,7 +11,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): requirements-dev.txt layers/common/requirements.in layers/common/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	# The tests run the layer's exact versions: its lock, as plain pins. Its hashes
+	# would switch pip into hash-checking mode for every dev tool, which have none.
+	sed -e '/--hash=/d' -e 's/ *\\$$//' layers/common/requirements.txt > $(VENV)/layer-pins.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c $(VENV)/layer-pins.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
