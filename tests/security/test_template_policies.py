@@ -33,7 +33,15 @@ ALLOWED_ACTIONS = {
         "BatchWriteItem",
         "ConditionCheckItem",
     },
-    "sqs": {"SendMessage", "GetQueueAttributes", "ReceiveMessage", "DeleteMessage"},
+    "sqs": {
+        "SendMessage",
+        "GetQueueAttributes",
+        "ReceiveMessage",
+        "DeleteMessage",
+        # redrive: SQS moves dead letters back itself (sqs_queues.SqsQueues.redrive)
+        "StartMessageMoveTask",
+        "ListMessageMoveTasks",
+    },
     "ssm": {"GetParameter"},
 }
 RESOURCE_TYPE_OF_SERVICE = {"dynamodb": "AWS::DynamoDB::Table", "sqs": "AWS::SQS::Queue"}

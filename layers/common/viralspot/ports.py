@@ -77,6 +77,13 @@ class Dispatcher(Protocol):
         ...
 
 
+class BatchDispatcher(Dispatcher, Protocol):
+    def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
+        """Send many jobs' messages in few calls; the jobs whose send was confirmed
+        (the others are unsent, as after a DispatchFailed)."""
+        ...
+
+
 class WorkerJobStore(Protocol):
     def claim(
         self,
