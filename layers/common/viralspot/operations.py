@@ -17,7 +17,7 @@ from viralspot.clock import Clock, from_iso, to_iso
 from viralspot.content import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
 from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
-from viralspot.ports import BatchDispatcher
+from viralspot.ports import BATCH_ENTRIES, BatchDispatcher
 from viralspot.queue_stats import QueueFacts
 from viralspot.sweeper import to_resend
 from viralspot.usernames import normalise_username
@@ -86,9 +86,13 @@ def queue_status(
     )
 
 
-# process-pending works in chunks: each is a few SendMessageBatch calls and the
-# conditional writes of its jobs, run side by side on a small pool.
+# process-pending works in chunks: the conditional writes of a chunk's jobs and its
+# SendMessageBatch calls run side by side on a small pool. The first chunk is small
+# and measures the pace; later ones are sized to take about PENDING_CHUNK_SECONDS, so
+# a slow backend makes chunks smaller rather than a call overrun its budget.
 PENDING_CHUNK = 100
+PENDING_FIRST_CHUNK = 20
+PENDING_CHUNK_SECONDS = 1.0
 PENDING_WRITERS = 8
 # Of the API function's 10 s: stop starting chunks after 6 s, or with 3 s left, so
 # the chunk in flight and the answer fit.
@@ -198,8 +202,17 @@ def process_pending(
             next_cursor=position.encode() if more else None,
         )
 
-    def out_of_time() -> bool:
-        return monotonic() - started >= budget_seconds or time_left_ms() < PENDING_RESERVE_MS
+    pace: float | None = None  # seconds per job, as measured
+
+    def room() -> int:
+        """How many jobs the next chunk may take: none once the time is spent."""
+        left = budget_seconds - (monotonic() - started)
+        if left <= 0 or time_left_ms() < PENDING_RESERVE_MS:
+            return 0
+        size = PENDING_FIRST_CHUNK
+        if pace is not None:
+            size = min(PENDING_CHUNK, int(min(left, PENDING_CHUNK_SECONDS) / max(pace, 1e-6)))
+        return size if limit is None else min(size, limit - tally.total())
 
     resume = PENDING_PASSES.index((position.priority, position.kind))
     with ThreadPoolExecutor(max_workers=PENDING_WRITERS) as pool:
@@ -212,13 +225,15 @@ def process_pending(
                 kind, priority, position.before, page=PENDING_CHUNK, after=position.after
             )
             while True:
-                room = PENDING_CHUNK if limit is None else min(PENDING_CHUNK, limit - tally.total())
-                if room <= 0 or out_of_time():
+                size = room()
+                if size <= 0:
                     return answer(more=True)
-                chunk = list(islice(jobs, room))
+                begun = monotonic()
+                chunk = list(islice(jobs, size))
                 if not chunk:
                     break
                 tally.update(_resend(chunk, store, dispatcher, clock, pool))
+                pace = (monotonic() - begun) / len(chunk)
                 position = position.model_copy(update={"after": _sweep_key(chunk[-1])})
     return answer(more=False)
 
@@ -260,7 +275,9 @@ def _resend(
                 "re-send not started", extra={"username": job.username, "error": str(outcome)}
             )
             tally["failed"] += 1
-    sent = dispatcher.dispatch_batch(taken) if taken else []
+    # A chunk is one pass, so one queue: its batches of ten go out side by side.
+    tens = [taken[i : i + BATCH_ENTRIES] for i in range(0, len(taken), BATCH_ENTRIES)]
+    sent = [job for batch in pool.map(dispatcher.dispatch_batch, tens) for job in batch]
     # Refused entries stay unsent at their new version: the sweeper sends them after
     # its grace period, as after any failed send.
     tally["failed"] += len(taken) - len(sent)

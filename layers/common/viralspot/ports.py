@@ -77,6 +77,10 @@ class Dispatcher(Protocol):
         ...
 
 
+# SQS takes at most ten entries per SendMessageBatch call.
+BATCH_ENTRIES = 10
+
+
 class BatchDispatcher(Dispatcher, Protocol):
     def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
         """Send many jobs' messages in few calls; the jobs whose send was confirmed

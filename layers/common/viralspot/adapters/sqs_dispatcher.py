@@ -12,14 +12,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from viralspot.adapters import aws
 from viralspot.errors import DispatchFailed
 from viralspot.jobs import Job, JobMessage, QueueName
+from viralspot.ports import BATCH_ENTRIES
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 logger = Logger(child=True)
-
-# SQS takes at most ten entries per SendMessageBatch call.
-BATCH_ENTRIES = 10
 
 
 class SqsDispatcher:
