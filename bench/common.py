@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -149,6 +150,31 @@ class Capacity:
     def reset(self) -> None:
         self.read = self.write = 0.0
         self.reported = 0
+
+
+class CallTimes:
+    """Wall time spent inside AWS calls, per service: how much of a step the engine
+    (DynamoDB Local, moto's SQS) took, and how much the code around it."""
+
+    def __init__(self) -> None:
+        self.ms: Counter[str] = Counter()
+        self._started = threading.local()
+
+    def install(self, client: Any) -> CallTimes:
+        client.meta.events.register("before-call.*.*", self._before)
+        client.meta.events.register("after-call.*.*", self._after)
+        return self
+
+    def _before(self, event_name: str, **_: Any) -> None:
+        self._started.at = time.perf_counter()
+
+    def _after(self, event_name: str, **_: Any) -> None:
+        started = getattr(self._started, "at", None)
+        if started is not None:
+            self.ms[event_name.split(".")[1]] += (time.perf_counter() - started) * 1000
+
+    def reset(self) -> None:
+        self.ms.clear()
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:

@@ -60,7 +60,7 @@ USERNAME_RULE = re.compile(r"[a-z0-9._]{1,30}")
 BUDGET: dict[str, tuple[int, int, int]] = {
     "GET /api/health": (5, 0, 0),
     "GET /api/viral-ideas/queue-status": (5, 0, 0),
-    "POST /api/viral-ideas/process-pending": (5, 0, 0),
+    "POST /api/viral-ideas/process-pending": (10, 10, 0),
     "POST /api/viral-ideas/redrive": (15, 15, 0),
     "GET /api/profile/{username}": (25, 0, 5),
     "GET /api/profile/{username}/status": (25, 0, 5),

@@ -137,5 +137,8 @@ class SqsQueues:
                 )
                 moved += len(sent)
         except (ClientError, BotoCoreError) as exc:
-            raise QueueUnavailable(f"redrive stopped after {moved}: {type(exc).__name__}") from exc
+            if not moved:
+                raise QueueUnavailable(f"redrive: {type(exc).__name__}") from exc
+            # What moved is moved: say so; the rest waits for the next call.
+            logger.warning("redrive stopped early", extra={"moved": moved, "error": str(exc)})
         return moved
