@@ -118,6 +118,8 @@ bench: $(STAMP) dynamodb-local
 	PYTHONPATH=layers/common:. $(BIN)/python bench/pipeline.py $(BENCH_PIPELINE_ARGS)
 	@echo "== bench/sweeper.py: sweep cost against completed history"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/sweeper.py $(BENCH_SWEEPER_ARGS)
+	@echo "== bench/backlog.py: a crawler backlog of 100,000 jobs (sweeps, MEDIUM wait, admin routes)"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/backlog.py $(BENCH_BACKLOG_ARGS)
 	@echo "== bench/seed_vs_project.py: the seed's algorithm against the project's"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/seed_vs_project.py $(BENCH_SEED_ARGS)
 	@echo "== bench/coldstart.py: handler import time and artifact sizes"

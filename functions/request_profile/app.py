@@ -408,25 +408,54 @@ def queue_status() -> Response[Any]:
 @app.post(
     "/api/viral-ideas/process-pending",
     responses={
-        **_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+        **_documented(
+            Success[ProcessPendingResult],
+            "PENDING jobs dispatched again, HIGH first, as far as one call goes; "
+            "while has_more, call again with next_cursor",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
-    summary="Re-dispatch every PENDING job (API key required)",
+    summary="Re-dispatch every PENDING job, in calls that continue by cursor (API key required)",
     security=ADMIN,
 )
 @tracer.capture_method
-def process_pending() -> Response[Any]:
+def process_pending(
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous call (opaque); absent to start",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=1024,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=100_000, description="Most jobs this call examines (default: its time)"),
+    ] = None,
+) -> Response[Any]:
     ctx = bootstrap.context()
-    result = operations.process_pending(store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock)
+    result = operations.process_pending(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        clock=ctx.clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=app.lambda_context.get_remaining_time_in_millis,
+    )
     metrics.add_metric(name="Admin_redispatched", unit=MetricUnit.Count, value=result.dispatched)
+    logger.info("process-pending", extra=result.model_dump(exclude={"next_cursor"}))
     return _json(HTTPStatus.OK, success_body(result))
 
 
 @app.post(
     "/api/viral-ideas/redrive",
     responses={
-        **_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+        **_documented(
+            Success[RedriveResult],
+            "Dead letters moved back: by an SQS message move task per queue (tasks), "
+            "or, where SQS has none (the local emulator), here and now",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
@@ -435,7 +464,14 @@ def process_pending() -> Response[Any]:
 )
 @tracer.capture_method
 def redrive(
-    max_messages: Annotated[int, Query(ge=1, le=1000, description="Per queue")] = 100,
+    max_messages: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1000,
+            description="Per queue, where messages are moved by hand; a move task moves all",
+        ),
+    ] = 100,
 ) -> Response[Any]:
     ctx = bootstrap.context()
     settings = ctx.settings
@@ -449,7 +485,7 @@ def redrive(
         if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
-    logger.info("redrive", extra={"moved": result.moved})
+    logger.info("redrive", extra={"moved": result.moved, "tasks": len(result.tasks)})
     return _json(HTTPStatus.OK, success_body(result))
 
 

@@ -54,6 +54,11 @@ def test_document_describes_parameters_responses_and_errors(api: LocalApi) -> No
     assert {p["name"] for p in posts["parameters"]} == {"username", "sort", "limit", "cursor"}
     admin = spec["paths"]["/api/viral-ideas/process-pending"]["post"]
     assert admin["security"] == [{"apiKey": []}]
+    assert {p["name"] for p in admin["parameters"]} == {"cursor", "limit"}
+    pending = admin["responses"]["200"]["content"]["application/json"]["schema"]
+    assert pending["$ref"].endswith("Success_ProcessPendingResult_")
+    result = spec["components"]["schemas"]["ProcessPendingResult"]["properties"]
+    assert {"has_more", "next_cursor", "dispatched", "examined"} <= set(result)
     assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "x-api-key"
 
 

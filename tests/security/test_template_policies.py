@@ -34,7 +34,15 @@ ALLOWED_ACTIONS = {
         "BatchWriteItem",
         "ConditionCheckItem",
     },
-    "sqs": {"SendMessage", "GetQueueAttributes", "ReceiveMessage", "DeleteMessage"},
+    "sqs": {
+        "SendMessage",
+        "GetQueueAttributes",
+        "ReceiveMessage",
+        "DeleteMessage",
+        # redrive: SQS moves dead letters back itself (sqs_queues.SqsQueues.redrive)
+        "StartMessageMoveTask",
+        "ListMessageMoveTasks",
+    },
     "ssm": {"GetParameter"},
     "secretsmanager": {"GetSecretValue"},
 }
