@@ -13,10 +13,9 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from viralspot.clock import Clock, from_iso, to_iso
-
 # The one cursor codec (signed, so only cursors this API issued continue a call).
 from viralspot.adapters.codec import decode_cursor, encode_cursor
+from viralspot.clock import Clock, from_iso, to_iso
 from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
 from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
 from viralspot.ports import BATCH_ENTRIES, BatchDispatcher
