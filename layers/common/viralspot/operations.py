@@ -317,13 +317,13 @@ def redrive(
     routes: dict[str, tuple[str, str]],
     max_messages: int,
     budget_seconds: float = REDRIVE_BUDGET_SECONDS,
-    monotonic: Callable[[], float] = time.monotonic,
 ) -> RedriveResult:
     """Move dead letters back to their queues: routes = name -> (dlq url, queue url).
     On AWS a move task per queue does it (every message, at SQS's pace); where move
     tasks are unavailable (the local emulator) up to `max_messages` per queue are
     moved within the time budget."""
-    deadline = monotonic() + budget_seconds
+    # One deadline for all the queues, on the clock the adapter checks it against.
+    deadline = time.monotonic() + budget_seconds
     done = {
         name: queues.redrive(dlq, target, max_messages=max_messages, deadline=deadline)
         for name, (dlq, target) in routes.items()
