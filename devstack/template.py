@@ -288,6 +288,12 @@ def attach_stack(
             stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
+        secrets = resources_of_type(template, "AWS::SecretsManager::Secret")
+        client = sibling_client(sqs, "secretsmanager") if secrets else None
+        for name in secrets:
+            found = client.get_secret_value(SecretId=name) if client else {}
+            stack.refs[name] = stack.arns[name] = str(found["ARN"])
+            stack.secrets[name] = str(found["SecretString"])
     except (BotoCoreError, ClientError) as exc:
         raise StackNotFound(f"{type(exc).__name__}: {exc}") from exc
     return stack

@@ -139,3 +139,38 @@ def process(template: dict[str, Any], emulator: Emulator, queue_url: str, queue_
         result = handler(sqs_event(messages, queue_arn), LocalContext())
         assert result == {"batchItemFailures": []}, result
     return len(messages)
+
+
+class RefusingBatches:
+    """SQS refuses some entries of a SendMessageBatch (as it does under throttling or
+    an internal error: the call succeeds, the entry is listed as Failed). Registered
+    on a client's `before-call.sqs.SendMessageBatch`, this sends the entries `accept`
+    allows through `raw` (an unhooked client of the same SQS) and answers for the
+    others with a Failed entry, so the code under test sees a real partial answer."""
+
+    def __init__(self, raw: Any, accept: Callable[[dict[str, Any]], bool]) -> None:
+        self._raw = raw
+        self._accept = accept
+        self.refused: list[dict[str, Any]] = []
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # before-call sees the serialised request: SQS speaks JSON with the API's names.
+        body = json.loads(params["body"])
+        entries = body["Entries"]
+        accepted = [e for e in entries if self._accept(e)]
+        refused = [e for e in entries if not self._accept(e)]
+        self.refused.extend(refused)
+        successful: list[dict[str, Any]] = []
+        if accepted:
+            successful = self._raw.send_message_batch(QueueUrl=body["QueueUrl"], Entries=accepted)[
+                "Successful"
+            ]
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+            for e in refused
+        ]
+        return AWSResponse("http://sqs.invalid", 200, HTTPHeaders(), None), {
+            "Successful": successful,
+            "Failed": failed,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }

@@ -170,10 +170,21 @@ class ProcessPendingResult(TypedDict):
     dispatched: int
     skipped: int
     failed: int
+    examined: int
+    has_more: bool
+    next_cursor: NotRequired[str]
+
+
+class MoveTask(TypedDict):
+    task_handle: NotRequired[str]
+    status: str
+    approximate_messages: int
+    started: bool
 
 
 class RedriveResult(TypedDict):
     moved: dict[str, int]
+    tasks: dict[str, MoveTask]
     total: int
 
 
@@ -350,8 +361,20 @@ class ViralSpotClient:
     def queue_status(self) -> QueueStatus:
         return cast(QueueStatus, self._call("GET", "/api/viral-ideas/queue-status"))
 
-    def process_pending(self) -> ProcessPendingResult:
-        return cast(ProcessPendingResult, self._call("POST", "/api/viral-ideas/process-pending"))
+    def process_pending(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> ProcessPendingResult:
+        """One call: as many PENDING jobs as the API's time budget (or `limit`) allows;
+        pass the answer's next_cursor back while has_more."""
+        params: dict[str, str] = {}
+        if cursor:
+            params["cursor"] = cursor
+        if limit is not None:
+            params["limit"] = str(limit)
+        return cast(
+            ProcessPendingResult,
+            self._call("POST", "/api/viral-ideas/process-pending", params=params or None),
+        )
 
     def redrive(self, max_messages: int | None = None) -> RedriveResult:
         params = {"max_messages": str(max_messages)} if max_messages is not None else None

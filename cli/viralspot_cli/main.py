@@ -721,16 +721,57 @@ def _admin(
 
 
 @app.command("process-pending")
-def process_pending(ctx: typer.Context) -> None:
-    """Re-dispatch every PENDING job (admin: needs the API key)."""
-    _admin(
-        _state(ctx),
-        lambda client: client.process_pending(),
-        lambda r: (
-            f"Re-dispatched {r['dispatched']} pending job(s); "
-            f"{r['skipped']} changed meanwhile, {r['failed']} could not be sent."
+def process_pending(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100_000,
+            help="Jobs per API call (default: as many as one call's time allows).",
+            show_default=False,
         ),
-    )
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="Resume an interrupted run: the cursor it printed.", show_default=False),
+    ] = None,
+) -> None:
+    """Re-dispatch every PENDING job, HIGH first (admin: needs the API key).
+
+    The API does as much as one call's time allows and answers a cursor; this follows
+    it until every job is done."""
+    state = _state(ctx)
+    totals = dict.fromkeys(("dispatched", "skipped", "failed", "examined"), 0)
+    calls = 0
+    with calling(state) as client:
+        try:
+            while True:
+                answer = client.process_pending(cursor=cursor, limit=limit)
+                calls += 1
+                totals["dispatched"] += answer["dispatched"]
+                totals["skipped"] += answer["skipped"]
+                totals["failed"] += answer["failed"]
+                totals["examined"] += answer["examined"]
+                cursor = answer.get("next_cursor")
+                if not (answer["has_more"] and cursor):
+                    break
+                if not state.json:
+                    state.err.print(
+                        f"  … {totals['dispatched']} re-dispatched so far ({calls} call(s))"
+                    )
+        except KeyboardInterrupt:
+            if cursor:
+                state.err.print(f"To resume: viralspot process-pending --cursor {cursor}")
+            raise
+    if state.json:
+        state.emit_json({**totals, "calls": calls})
+    else:
+        state.out.print(
+            f"Re-dispatched {totals['dispatched']} pending job(s) in {calls} call(s); "
+            f"{totals['skipped']} changed meanwhile, {totals['failed']} could not be sent "
+            "(the sweeper sends those)."
+        )
 
 
 @app.command()
@@ -739,19 +780,16 @@ def redrive(
     max_messages: Annotated[
         int | None,
         typer.Option(
-            min=1, max=1000, help="Per queue (the API's default is 100).", show_default=False
+            min=1,
+            max=1000,
+            help="Per queue where messages are moved by hand (the API's default is 100); "
+            "an SQS move task moves them all.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
     """Move dead-lettered messages back to their queues (admin: needs the API key)."""
-    _admin(
-        _state(ctx),
-        lambda client: client.redrive(max_messages),
-        lambda r: (
-            f"Moved {r['total']} message(s) back: "
-            + (", ".join(f"{q} {n}" for q, n in r["moved"].items()) or "no dead-letter queues")
-        ),
-    )
+    _admin(_state(ctx), lambda client: client.redrive(max_messages), render.redrive)
 
 
 def main() -> None:

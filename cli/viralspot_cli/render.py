@@ -435,3 +435,17 @@ def bulk_summary(counts: Mapping[str, int], problems: Sequence[tuple[str, str, s
             table.add_row(name, Text(why, "red" if why == "failed" else "yellow"), detail)
         parts.append(table)
     return Group(*parts)
+
+
+def redrive(result: Mapping[str, Any]) -> str:
+    """Dead letters moved back by hand, or handed to SQS move tasks."""
+    tasks: Mapping[str, Any] = result.get("tasks") or {}
+    moved: Mapping[str, int] = result["moved"]
+    if not tasks:
+        per_queue = ", ".join(f"{q} {n}" for q, n in moved.items()) or "no dead-letter queues"
+        return f"Moved {result['total']} message(s) back: {per_queue}"
+    lines = [f"SQS is moving about {result['total']} message(s) back:"]
+    for queue, task in tasks.items():
+        how = "move task started" if task["started"] else "a move task was already running"
+        lines.append(f"  {queue}: ~{task['approximate_messages']} ({how})")
+    return "\n".join(lines)

@@ -23,7 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -109,10 +108,12 @@ app.configure_openapi(
         "Every response is an envelope: `{success: true, data}` or `{success: false, detail}`. "
         "Admin routes need the `x-api-key` header."
     ),
-    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    # A plain mapping, validated into Powertools' OpenAPI models only when a document is
+    # generated: importing those models costs about a third of this function's cold
+    # start (bench/coldstart.py), and no request but the two documentation routes needs
+    # them.
+    security_schemes={"apiKey": {"type": "apiKey", "name": "x-api-key", "in": "header"}},  # type: ignore[dict-item]
 )
-# Swagger UI with its assets inline (works offline, e.g. in the local stack).
-app.enable_swagger(path="/api/docs", title="ViralSpot intake API")
 ADMIN: list[dict[str, list[str]]] = [{"apiKey": []}]
 WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -413,25 +414,54 @@ def queue_status() -> Response[Any]:
 @app.post(
     "/api/viral-ideas/process-pending",
     responses={
-        **_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+        **_documented(
+            Success[ProcessPendingResult],
+            "PENDING jobs dispatched again, HIGH first, as far as one call goes; "
+            "while has_more, call again with next_cursor",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
-    summary="Re-dispatch every PENDING job (API key required)",
+    summary="Re-dispatch every PENDING job, in calls that continue by cursor (API key required)",
     security=ADMIN,
 )
 @tracer.capture_method
-def process_pending() -> Response[Any]:
+def process_pending(
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous call (opaque); absent to start",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=1024,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=100_000, description="Most jobs this call examines (default: its time)"),
+    ] = None,
+) -> Response[Any]:
     ctx = bootstrap.context()
-    result = operations.process_pending(store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock)
+    result = operations.process_pending(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        clock=ctx.clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=app.lambda_context.get_remaining_time_in_millis,
+    )
     metrics.add_metric(name="Admin_redispatched", unit=MetricUnit.Count, value=result.dispatched)
+    logger.info("process-pending", extra=result.model_dump(exclude={"next_cursor"}))
     return _json(HTTPStatus.OK, success_body(result))
 
 
 @app.post(
     "/api/viral-ideas/redrive",
     responses={
-        **_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+        **_documented(
+            Success[RedriveResult],
+            "Dead letters moved back: by an SQS message move task per queue (tasks), "
+            "or, where SQS has none (the local emulator), here and now",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
@@ -440,7 +470,14 @@ def process_pending() -> Response[Any]:
 )
 @tracer.capture_method
 def redrive(
-    max_messages: Annotated[int, Query(ge=1, le=1000, description="Per queue")] = 100,
+    max_messages: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1000,
+            description="Per queue, where messages are moved by hand; a move task moves all",
+        ),
+    ] = 100,
 ) -> Response[Any]:
     ctx = bootstrap.context()
     settings = ctx.settings
@@ -454,7 +491,7 @@ def redrive(
         if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
-    logger.info("redrive", extra={"moved": result.moved})
+    logger.info("redrive", extra={"moved": result.moved, "tasks": len(result.tasks)})
     return _json(HTTPStatus.OK, success_body(result))
 
 
@@ -470,6 +507,36 @@ def openapi_document() -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=app.get_openapi_json_schema(),
     )
+
+
+@app.get("/api/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    """Swagger UI with its assets inline (works offline, e.g. in the local stack): what
+    Powertools' enable_swagger serves, built from the same library pieces. Not
+    enable_swagger itself: it imports the OpenAPI models when the module loads, which
+    every cold start would pay for this one page."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as assets
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    context = app.current_event.request_context
+    # Under API Gateway the stage prefixes the path (as Powertools' _get_base_path says).
+    stage = context.stage
+    base = (
+        f"/{stage}"
+        if stage and stage != "$default" and context.path.startswith(f"/{stage}")
+        else ""
+    )
+    spec = app.get_openapi_json_schema(servers=[Server(url=base or "/")])
+    folder = Path(assets.__file__).parent
+    page = assets.generate_swagger_html(
+        # Keeps a "</script>" inside the document from closing the page's script tag.
+        spec.replace("</", "<\\/"),
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.TEXT_HTML, body=page)
 
 
 @app.get("/", include_in_schema=False)

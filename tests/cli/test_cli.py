@@ -251,6 +251,22 @@ def test_admin_commands_need_the_api_key(local: LocalStack) -> None:
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["dispatched"] >= 1  # other tests' jobs may be pending too
 
+    # It follows the API's cursor until every pending job is done: one job per call here.
+    for name in ("admin_a", "admin_b"):
+        assert run(local, "request", name).exit_code == 0
+    chained = run(local, "--json", "process-pending", "--limit", "1", key=local.api_key)
+    assert chained.exit_code == 0, chained.output
+    summary = json.loads(chained.stdout)
+    assert summary["dispatched"] >= 3
+    assert summary["calls"] >= summary["examined"] >= 3
+    human = run(local, "process-pending", "--limit", "2", key=local.api_key)
+    assert human.exit_code == 0, human.output
+    assert "Re-dispatched" in human.stdout
+    assert "call(s)" in human.stdout
+    bad = run(local, "process-pending", "--cursor", "forged", key=local.api_key)
+    assert bad.exit_code == 2
+    assert "Invalid cursor" in bad.stderr
+
     # The key can come from the environment too.
     redrive = run(local, "redrive", "--max-messages", "5", VIRALSPOT_API_KEY=local.api_key or "")
     assert redrive.exit_code == 0, redrive.output

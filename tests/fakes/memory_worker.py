@@ -97,10 +97,15 @@ class MemoryWorkerJobStore(MemoryJobStore):
     # -- sweeper ---------------------------------------------------------------
 
     def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
     ) -> Iterator[Job]:
         cutoff = to_iso(before)
-        after: tuple[str, str] | None = None
         while True:
             with self._lock:
                 indexed = []

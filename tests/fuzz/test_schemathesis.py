@@ -70,7 +70,7 @@ BUDGET: dict[str, tuple[int, int, int]] = {
     "GET /api/viral-ideas/queue-status": (5, 0, 0),
     # A feed page is one Query per (week, shard) of its window: fewer, dearer requests.
     "GET /api/viral-ideas/reels": (20, 20, 0),
-    "POST /api/viral-ideas/process-pending": (5, 0, 0),
+    "POST /api/viral-ideas/process-pending": (10, 10, 0),
     "POST /api/viral-ideas/redrive": (15, 15, 0),
     "GET /api/profile/{username}": (25, 0, 5),
     "GET /api/profile/{username}/status": (25, 0, 5),

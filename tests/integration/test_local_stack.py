@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from devstack.apigw import routes
@@ -204,6 +205,23 @@ def test_whole_system_processes_a_request(stack: Stack, emulator: Emulator) -> N
         assert processed.wait(timeout=5)
         _, _, progress = http("GET", f"{running.api_url}/api/profile/natgeo/status")
     assert progress["data"]["status"] == "completed"
+
+
+def test_an_operation_the_emulator_lacks_is_refused_at_once_with_a_code(
+    stack: Stack, emulator: Emulator
+) -> None:
+    """moto has no SQS message move tasks; the emulator says so as an endpoint would
+    (NotImplemented, HTTP 501, not retried), so redrive can fall back at once."""
+    sqs = emulator.client("sqs")
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=stack.refs["LowDeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sqs.start_message_move_task(SourceArn=dlq)
+    error = refused.value.response
+    assert error["Error"]["Code"] == "NotImplemented"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert error["ResponseMetadata"]["RetryAttempts"] == 0
 
 
 def test_environment_is_every_functions_plus_the_emulator(template: dict[str, Any]) -> None:

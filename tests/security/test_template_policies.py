@@ -34,7 +34,15 @@ ALLOWED_ACTIONS = {
         "BatchWriteItem",
         "ConditionCheckItem",
     },
-    "sqs": {"SendMessage", "GetQueueAttributes", "ReceiveMessage", "DeleteMessage"},
+    "sqs": {
+        "SendMessage",
+        "GetQueueAttributes",
+        "ReceiveMessage",
+        "DeleteMessage",
+        # redrive: SQS moves dead letters back itself (sqs_queues.SqsQueues.redrive)
+        "StartMessageMoveTask",
+        "ListMessageMoveTasks",
+    },
     "ssm": {"GetParameter"},
     "secretsmanager": {"GetSecretValue"},
 }
@@ -335,13 +343,17 @@ def test_the_work_a_flood_can_cause_is_bounded(template: dict[str, Any]) -> None
         return int(parameters[value["Ref"]]["Default"]) if isinstance(value, dict) else int(value)
 
     worker = template["Resources"]["ProcessProfileFunction"]["Properties"]
-    reserved = default(worker["ReservedConcurrentExecutions"])
+    # Reserved when WorkerReservedConcurrency is not 0: its default is the bound.
+    reservation = worker["ReservedConcurrentExecutions"]
+    if "Fn::If" in reservation:
+        reservation = reservation["Fn::If"][1]
+    reserved = default(reservation)
     caps = {
         name: default(event["Properties"]["ScalingConfig"]["MaximumConcurrency"])
         for name, event in worker["Events"].items()
         if event["Type"] == "SQS"
     }
-    assert set(caps) == {"HighQueue", "LowQueue"}
+    assert set(caps) == {"HighQueue", "MediumQueue", "LowQueue"}
     assert sum(caps.values()) <= reserved
     assert caps["LowQueue"] < reserved
 

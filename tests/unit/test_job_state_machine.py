@@ -48,6 +48,7 @@ from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryW
 from viralspot import intake, sweeper
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
+from viralspot.clock import to_iso
 from viralspot.errors import (
     DispatchFailed,
     ErrorKind,
@@ -619,8 +620,9 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
         return store.raise_priority(
             args["job"], raised_for(args["job"], Source.FRONTEND, args["now"])
         )
-    due = store.due(args["kind"], args["priority"], args["before"], page=2)
-    return sorted(job.username for job in due)
+    due = store.due(args["kind"], args["priority"], args["before"], page=2, after=args["after"])
+    # In order: both give (sweep_at, username) order, which resuming after a position needs.
+    return [job.username for job in due]
 
 
 @pytest.mark.server
@@ -631,6 +633,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     dynamo = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"])
     fake = MemoryWorkerJobStore()
     rng = random.Random(20261128)
+    positions = random.Random(10)
     clock = SteppableClock()
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
@@ -674,6 +677,10 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             kind = args["kind"] = rng.choice(list(SweepKind))
             args["priority"] = None if kind is SweepKind.PROCESSING else rng.choice(list(Priority))
             args["before"] = now - timedelta(seconds=rng.choice((0, 300)))
+            # A generator of its own: the walk above stays the one its seed was chosen for.
+            args["after"] = positions.choice(
+                (None, (to_iso(now - timedelta(seconds=positions.choice((0, 300, 4000)))), name))
+            )
         elif op in ("mark", "raise") and seen:
             args["job"] = rng.choice(seen[-4:])
         else:

@@ -69,9 +69,10 @@ def context() -> Context:
 
 
 def provider_for(settings: Settings) -> ProfileProvider:
-    """The configured provider, looked up on every invocation: the RapidAPI key
-    comes from SSM through Powertools' 5-minute cache, so a rotated key reaches warm
-    containers within minutes instead of never."""
+    """The container's provider, asked for on every invocation. Cheap when warm: the
+    RapidAPI key comes from SSM through Powertools' 5-minute cache, and the provider
+    for that key (its connection pool with it) is built once per container, so a
+    rotated key reaches warm containers within minutes and gets a provider of its own."""
     # Imported on demand: the API function never pays for an HTTP client it does not use.
     if settings.provider == "rapidapi":
         from viralspot.providers.rapidapi import rapidapi_from_parameters
@@ -134,28 +135,29 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
 
 
 class LazyProvider:
-    """The configured provider, built on first use inside the job's attempt: a key
-    that is missing or unreadable then pauses that job (ProviderUnauthorized) like a
-    rejected one, instead of failing the message before any job is claimed."""
+    """The configured provider, looked up on first use inside the job's attempt: a
+    key that is missing or unreadable then pauses that job (ProviderUnauthorized)
+    like a rejected one, instead of failing the message before any job is claimed.
+    One is made per record; the provider it resolves to is the container's."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._built: ProfileProvider | None = None
+        self._resolved: ProfileProvider | None = None
         self.name: str = settings.provider
 
-    def _provider(self) -> ProfileProvider:
-        if self._built is None:
-            self._built = provider_for(self._settings)
-        return self._built
+    def resolve(self) -> ProfileProvider:
+        if self._resolved is None:
+            self._resolved = provider_for(self._settings)
+        return self._resolved
 
     def fetch_profile(self, username: str) -> ProviderProfile:
-        return self._provider().fetch_profile(username)
+        return self.resolve().fetch_profile(username)
 
     def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
-        return self._provider().fetch_reels(username, target)
+        return self.resolve().fetch_reels(username, target)
 
     def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
-        return self._provider().fetch_similar(username, limit)
+        return self.resolve().fetch_similar(username, limit)
 
 
 def worker() -> Worker:

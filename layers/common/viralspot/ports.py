@@ -79,6 +79,17 @@ class Dispatcher(Protocol):
         ...
 
 
+# SQS takes at most ten entries per SendMessageBatch call.
+BATCH_ENTRIES = 10
+
+
+class BatchDispatcher(Dispatcher, Protocol):
+    def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
+        """Send many jobs' messages in few calls; the jobs whose send was confirmed
+        (the others are unsent, as after a DispatchFailed)."""
+        ...
+
+
 class WorkerJobStore(Protocol):
     def claim(
         self,
