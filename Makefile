@@ -70,6 +70,8 @@ bench: $(STAMP)
 	PYTHONPATH=layers/common:. $(BIN)/python bench/coldstart.py $(BENCH_COLDSTART_ARGS)
 	@echo "== bench/load.py: concurrent load on the local stack"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
+	@echo "== bench/local_stack.py: resident memory of the local stack over 1,000 jobs"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/local_stack.py $(BENCH_LOCAL_STACK_ARGS)
 
 # Needs the SAM CLI (pip install aws-sam-cli) and a python3.13 on PATH.
 sam-validate:
