@@ -130,6 +130,8 @@ bench: $(STAMP) dynamodb-local
 	PYTHONPATH=layers/common:. $(BIN)/python bench/load.py $(BENCH_LOAD_ARGS)
 	@echo "== bench/cost.py: what AWS bills, idle and per 1,000 requests"
 	PYTHONPATH=layers/common:. $(BIN)/python bench/cost.py $(BENCH_COST_ARGS)
+	@echo "== bench/local_stack.py: resident memory of the local stack over 1,000 jobs"
+	PYTHONPATH=layers/common:. $(BIN)/python bench/local_stack.py $(BENCH_LOCAL_STACK_ARGS)
 
 # Needs the SAM CLI (pip install aws-sam-cli) and a python3.13 on PATH. samconfig.toml
 # names the template for every sam command (a -t here would make SAM ignore it).

@@ -69,6 +69,20 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def process_split(pid: int) -> str:
+    """RSS of the stack's own process and of each child (the API containers)."""
+    parts = [f"stack {tree_rss_one(pid) / MIB:.0f} MiB"]
+    parts += [f"child {tree_rss(child) / MIB:.0f} MiB" for child in _children(pid)]
+    return ", ".join(parts)
+
+
+def tree_rss_one(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def thread_count(pid: int) -> int:
     return sum(1 for _ in Path(f"/proc/{pid}/task").glob("*"))
 
@@ -212,6 +226,7 @@ def main() -> None:
             submitted = 0
             peak = idle_rss
             items: dict[str, int] = {}
+            split = ""
             final_rss = idle_rss
             next_milestone = 0
             first_rss: int | None = None
@@ -243,6 +258,7 @@ def main() -> None:
                         for name in dynamodb.list_tables()["TableNames"]
                     }
                     final_rss = rss
+                    split = process_split(process.pid)
                     break
                 if live < args.backlog and completed + live < args.jobs:
                     names = [f"{args.prefix}_{submitted + i:06d}" for i in range(args.batch)]
@@ -280,7 +296,7 @@ def main() -> None:
         print(
             f"\nItems in the emulator: {', '.join(f'{n} {c:,}' for n, c in sorted(items.items()))}"
             f"; growth since idle {(final_rss - idle_rss) / MIB:.0f} MiB = "
-            f"{(final_rss - idle_rss) / stored / 1024:.1f} KiB per stored item"
+            f"{(final_rss - idle_rss) / stored / 1024:.1f} KiB per stored item; by process: {split}"
         )
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import queue
 import threading
+from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -112,8 +112,33 @@ class Container:
         self._process.join(timeout=5)
 
 
+class _Turn:
+    """One invocation waiting for a container: handed one, or leave to start one."""
+
+    START = object()
+    CLOSED = object()
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._given: Container | object | None = None
+
+    def give(self, what: Container | object) -> None:
+        self._given = what
+        self._ready.set()
+
+    def wait(self) -> Container | object:
+        self._ready.wait()
+        assert self._given is not None
+        return self._given
+
+
 class ContainerPool:
-    """Up to `size` containers of one function, started on demand and kept warm."""
+    """Up to `size` containers of one function, started on demand and kept warm.
+
+    Invocations that find every container busy queue in arrival order, and a
+    container that comes free is handed to the first of them directly: no late
+    arrival can take it first, so no caller waits behind a hundred others twice.
+    """
 
     def __init__(
         self,
@@ -129,8 +154,9 @@ class ContainerPool:
         self.size = size
         self._template = template
         self._timeout = timeout_seconds
-        self._idle: queue.Queue[Container] = queue.Queue()
         self._lock = threading.Lock()
+        self._idle: list[Container] = []
+        self._turns: deque[_Turn] = deque()
         self._started = 0
         self._closed = False
         self._all: list[Container] = []
@@ -143,6 +169,8 @@ class ContainerPool:
     def warm(self) -> ContainerPool:
         """Start one container now, so the first request is not a cold start and a
         function that cannot load is reported at start-up."""
+        with self._lock:
+            self._started += 1
         self._release(self._start())
         return self
 
@@ -159,56 +187,67 @@ class ContainerPool:
         self._release(container)
         return result
 
-    def _start(self) -> Container:
+    def _acquire(self) -> Container:
         with self._lock:
-            self._started += 1
+            if self._closed:
+                raise InvocationFailed(f"{self.function_id}: the stack is stopping")
+            if self._idle:
+                return self._idle.pop()
+            if self._started < self.size:
+                self._started += 1
+                turn = None
+            else:
+                turn = _Turn()
+                self._turns.append(turn)
+        given = turn.wait() if turn is not None else _Turn.START
+        if isinstance(given, Container):
+            return given
+        if given is _Turn.CLOSED:
+            raise InvocationFailed(f"{self.function_id}: the stack is stopping")
+        return self._start()
+
+    def _start(self) -> Container:
+        """A new container for a caller already counted in `_started`."""
         try:
             container = Container(self.function_id, self._template, self._timeout)
         except BaseException:
-            with self._lock:
-                self._started -= 1
+            self._free_slot()
             raise
         with self._lock:
             self._all.append(container)
         return container
 
-    def _acquire(self) -> Container:
-        while True:
-            try:
-                return self._idle.get_nowait()
-            except queue.Empty:
-                pass
-            with self._lock:
-                if self._closed:
-                    raise InvocationFailed(f"{self.function_id}: the stack is stopping")
-                can_start = self._started < self.size
-            if can_start:
-                return self._start()
-            try:
-                # Waiters are woken in arrival order; the timeout only re-checks
-                # whether a retired container left room to start another.
-                return self._idle.get(timeout=0.5)
-            except queue.Empty:
-                continue
-
     def _release(self, container: Container) -> None:
         with self._lock:
-            closed = self._closed
-        if closed:
-            container.close()
-        else:
-            self._idle.put(container)
+            if not self._closed and self._turns:
+                self._turns.popleft().give(container)
+                return
+            if not self._closed:
+                self._idle.append(container)
+                return
+        container.close()
 
     def _retire(self, container: Container) -> None:
         container.close()
         with self._lock:
-            self._started -= 1
             if container in self._all:
                 self._all.remove(container)
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        # A container fewer: the first waiting caller starts the replacement.
+        with self._lock:
+            if self._turns and not self._closed:
+                self._turns.popleft().give(_Turn.START)
+            else:
+                self._started -= 1
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             containers, self._all = list(self._all), []
+            turns, self._turns = list(self._turns), deque()
+        for turn in turns:
+            turn.give(_Turn.CLOSED)
         for container in containers:
             container.close()

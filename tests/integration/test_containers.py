@@ -59,11 +59,14 @@ def pool() -> Any:
 
 def test_busy_containers_make_new_ones_that_run_at_the_same_time(pool: Any) -> None:
     sleepers = pool(3).warm()
-    results = invoke_together(sleepers, [{"sleep": 1.0}] * 3)
-    assert len({r["pid"] for r in results}) == 3
-    # Every invocation was running while every other was: they overlapped.
-    assert max(r["started"] for r in results) < min(r["ended"] for r in results)
+    cold = invoke_together(sleepers, [{"sleep": 1.0}] * 3)
+    assert len({r["pid"] for r in cold}) == 3
     assert sleepers.started == 3
+    # Now all three are warm: three invocations at once each get one, and every
+    # one was running while every other was.
+    warm = invoke_together(sleepers, [{"sleep": 1.0}] * 3)
+    assert {r["pid"] for r in warm} == {r["pid"] for r in cold}
+    assert max(r["started"] for r in warm) < min(r["ended"] for r in warm)
 
 
 def test_no_more_containers_than_the_bound_the_rest_wait(pool: Any) -> None:
@@ -72,6 +75,28 @@ def test_no_more_containers_than_the_bound_the_rest_wait(pool: Any) -> None:
     assert all(isinstance(r, dict) for r in results), results
     assert len({r["pid"] for r in results}) == 2
     assert sleepers.started == 2
+
+
+def test_waiting_callers_are_served_in_arrival_order(pool: Any) -> None:
+    sleepers = pool(1).warm()
+    started: dict[int, float] = {}
+    busy = threading.Thread(target=sleepers.invoke, args=({"sleep": 1.0},))
+    busy.start()
+    waiters = []
+    for index in range(5):
+
+        def call(i: int = index) -> None:
+            started[i] = sleepers.invoke({})["started"]
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        waiters.append(thread)
+        # Queued one after another while the single container is busy.
+        while len(sleepers._turns) < index + 1:
+            threading.Event().wait(0.01)
+    for thread in [busy, *waiters]:
+        thread.join(timeout=60)
+    assert sorted(started, key=started.__getitem__) == [0, 1, 2, 3, 4]
 
 
 def test_a_warm_container_is_reused(pool: Any) -> None:
