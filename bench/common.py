@@ -7,6 +7,7 @@ Run benchmarks from the repository root as `make bench` does
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import threading
@@ -91,13 +92,22 @@ WRITE_OPERATIONS = frozenset(
 )
 
 # The request thread a fanned-out call is made for (set inside pool tasks by
-# fan_out_attributed; unset on a request's own thread).
+# fan_out_attributed; unset on a request's own thread), and each thread's own token:
+# not threading.get_ident(), which a thread started after another ended may reuse.
 _attribution = threading.local()
+_tokens = itertools.count()
+
+
+def _me() -> int:
+    token: int | None = getattr(_attribution, "me", None)
+    if token is None:
+        token = _attribution.me = next(_tokens)
+    return token
 
 
 def _root() -> int:
     root: int | None = getattr(_attribution, "root", None)
-    return root if root is not None else threading.get_ident()
+    return root if root is not None else _me()
 
 
 @contextmanager
@@ -178,7 +188,7 @@ class Probe:
             if service == "dynamodb" and operation in WRITE_OPERATIONS:
                 self.writes += 1
             if attributed is None:
-                me = threading.get_ident()
+                me = _me()
                 self._own[me] += 1
                 self._in_fan_out[me] = False
             elif not self._in_fan_out.get(attributed):
