@@ -24,14 +24,31 @@ from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.template import Stack, create_stack, load_template
 from viralspot import bootstrap
 from viralspot.adapters import aws
+from viralspot.adapters.codec import serialize
+
+# DynamoDB operations that can report the capacity they consumed.
+_CAPACITY_OPERATIONS = (
+    "Query",
+    "Scan",
+    "GetItem",
+    "BatchGetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+)
 
 
 @dataclass
 class Calls:
-    """AWS calls by operation, and how many items DynamoDB read to answer them."""
+    """AWS calls by operation, how many items DynamoDB read to answer them, and (when
+    asked for with `local_stack(capacity=True)`) the capacity units DynamoDB reports."""
 
     operations: Counter[str] = field(default_factory=Counter)
     scanned: int = 0
+    capacity: float = 0.0
     # A position read fans its queries out over threads.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,8 +58,17 @@ class Calls:
 
     def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
         if parsed:
+            consumed = parsed.get("ConsumedCapacity")
             with self._lock:
                 self.scanned += int(parsed.get("ScannedCount", 0) or 0)
+                for entry in (
+                    consumed if isinstance(consumed, list) else [consumed] if consumed else []
+                ):
+                    self.capacity += float(entry.get("CapacityUnits", 0) or 0)
+
+    @staticmethod
+    def ask_capacity(params: dict[str, Any], **_: Any) -> None:
+        params.setdefault("ReturnConsumedCapacity", "TOTAL")
 
     @property
     def total(self) -> int:
@@ -54,13 +80,17 @@ class Calls:
     def reset(self) -> None:
         self.operations.clear()
         self.scanned = 0
+        self.capacity = 0.0
 
 
 @contextmanager
-def local_stack(*, dynamodb_local: bool = False) -> Iterator[tuple[Emulator, Stack, Calls]]:
+def local_stack(
+    *, dynamodb_local: bool = False, capacity: bool = False
+) -> Iterator[tuple[Emulator, Stack, Calls]]:
     """The template's stack on moto; with `dynamodb_local`, DynamoDB on DynamoDB Local
     (AWS's own engine: real ConsumedCapacity, real index behaviour), SQS still on moto.
-    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB."""
+    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB.
+    With `capacity`, the handlers' DynamoDB calls ask for ReturnConsumedCapacity=TOTAL."""
     with ExitStack() as cleanup:
         emulator = Emulator().start()
         cleanup.callback(emulator.stop)
@@ -83,6 +113,11 @@ def local_stack(*, dynamodb_local: bool = False) -> Iterator[tuple[Emulator, Sta
         for client in (aws.dynamodb(), aws.sqs()):
             client.meta.events.register("before-call.*.*", calls.before)
             client.meta.events.register("after-call.*.*", calls.after)
+        if capacity:
+            for operation in _CAPACITY_OPERATIONS:
+                aws.dynamodb().meta.events.register(
+                    f"provide-client-params.dynamodb.{operation}", calls.ask_capacity
+                )
         yield emulator, stack, calls
 
 
@@ -289,6 +324,102 @@ class Probe:
             self._fan_outs.clear()
             self._in_fan_out.clear()
             self.writes = 0
+
+
+# What one BatchWriteItem / SendMessageBatch call takes at most.
+WRITE_BATCH = 25
+SEND_BATCH = 10
+
+
+def put_items(client: Any, table_name: str, items: list[dict[str, Any]]) -> None:
+    """Plain items into a table, 25 to a BatchWriteItem, unprocessed ones again."""
+    for start in range(0, len(items), WRITE_BATCH):
+        request: dict[str, Any] = {
+            table_name: [
+                {"PutRequest": {"Item": serialize(i)}} for i in items[start : start + WRITE_BATCH]
+            ]
+        }
+        while request:
+            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+
+def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> None:
+    """Message bodies onto a queue, ten to a SendMessageBatch."""
+    for start in range(0, len(bodies), SEND_BATCH):
+        entries = [
+            {"Id": str(i), "MessageBody": body}
+            for i, body in enumerate(bodies[start : start + SEND_BATCH])
+        ]
+        failed = client.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
+        if failed:
+            raise RuntimeError(f"seeding {queue_url}: {failed}")
+
+
+@dataclass
+class Capacity:
+    """DynamoDB's own ConsumedCapacity for every call of a client: a
+    before-parameter-build hook asks for it (ReturnConsumedCapacity=TOTAL), an
+    after-call hook adds it up, as read or write units by operation. Real figures on
+    DynamoDB Local; moto does not report them."""
+
+    read: float = 0.0
+    write: float = 0.0
+    reported: int = 0
+
+    READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+    WRITES = frozenset(
+        {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+    )
+
+    def install(self, client: Any) -> Capacity:
+        client.meta.events.register("before-parameter-build.dynamodb.*", self._ask)
+        client.meta.events.register("after-call.dynamodb.*", self._add)
+        return self
+
+    def _ask(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in self.READS | self.WRITES:
+            params.setdefault("ReturnConsumedCapacity", "TOTAL")
+
+    def _add(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
+        consumed = (parsed or {}).get("ConsumedCapacity")
+        if not consumed or model is None:
+            return
+        entries = consumed if isinstance(consumed, list) else [consumed]
+        units = sum(float(e.get("CapacityUnits", 0) or 0) for e in entries)
+        self.reported += 1
+        if model.name in self.WRITES:
+            self.write += units
+        else:
+            self.read += units
+
+    def reset(self) -> None:
+        self.read = self.write = 0.0
+        self.reported = 0
+
+
+class CallTimes:
+    """Wall time spent inside AWS calls, per service: how much of a step the engine
+    (DynamoDB Local, moto's SQS) took, and how much the code around it."""
+
+    def __init__(self) -> None:
+        self.ms: Counter[str] = Counter()
+        self._started = threading.local()
+
+    def install(self, client: Any) -> CallTimes:
+        client.meta.events.register("before-call.*.*", self._before)
+        client.meta.events.register("after-call.*.*", self._after)
+        return self
+
+    def _before(self, event_name: str, **_: Any) -> None:
+        self._started.at = time.perf_counter()
+
+    def _after(self, event_name: str, **_: Any) -> None:
+        started = getattr(self._started, "at", None)
+        if started is not None:
+            self.ms[event_name.split(".")[1]] += (time.perf_counter() - started) * 1000
+
+    def reset(self) -> None:
+        self.ms.clear()
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:

@@ -24,9 +24,12 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> str:
     # Raising here marks only this record failed; SQS redelivers it after the
-    # visibility timeout (storage trouble). Provider failures never raise: they are
-    # recorded on the job and retried by the sweeper with backoff.
-    result = bootstrap.worker().process(record.body)
+    # visibility timeout (storage trouble, the job given back first). Provider
+    # failures never raise: they are recorded on the job (retried by the sweeper
+    # with backoff, or paused when the fault is not the job's).
+    receives = int(record.attributes.approximate_receive_count)
+    last = receives >= bootstrap.context().settings.max_receive_count
+    result = bootstrap.worker().process(record.body, last_delivery=last)
     metrics.add_metric(name=f"Worker_{result.value}", unit=MetricUnit.Count, value=1)
     return result.value
 

@@ -2,6 +2,8 @@
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
 import os
+from datetime import date
+from functools import cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +16,10 @@ from aws_lambda_powertools.event_handler import (
     content_types,
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -25,16 +31,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, intake, operations, progress, reads
+from viralspot import access, bootstrap, edge, feed, intake, operations, progress, reads
 from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
 from viralspot.errors import (
+    Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     QueueUnavailable,
+    SecretUnavailable,
     StorageError,
     StorageUnavailable,
+    UnsupportedMediaType,
 )
+from viralspot.feed import FeedPage
 from viralspot.intake import IntakeAnswer
 from viralspot.jobs import Source
 from viralspot.operations import (
@@ -61,7 +73,34 @@ app = APIGatewayRestResolver(
         allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
         allow_headers=["Content-Type", "X-Api-Key"],
     ),
+    # Anything that reads the body as JSON gets the edge's limits.
+    json_body_deserializer=edge.parse_json,
 )
+
+
+class EdgeValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, with viralspot.edge deciding what a body is:
+    its size first (413), then its media type (415), then JSON with nesting and
+    number limits (400). Powertools alone compares media types case-sensitively
+    and hands multipart and form bodies to parsers that can raise a 500."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
+        event = app.current_event
+        edge.body_bytes(event.body, base64_encoded=bool(event.is_base64_encoded))
+        return super().handler(app, next_middleware)
+
+    def _get_body(self, app: Any) -> Any:
+        event = app.current_event
+        return edge.json_body(
+            event.body,
+            base64_encoded=bool(event.is_base64_encoded),
+            content_type=event.headers.get("content-type"),
+        )
+
+
+# Powertools runs this middleware first on every route; there is no public hook that
+# runs before it, and the edge's refusals must come before its parsers.
+app._request_validation_middleware = EdgeValidation()  # type: ignore[no-untyped-call]
 app.configure_openapi(
     title="ViralSpot intake API",
     version="1.0.0",
@@ -86,28 +125,31 @@ UsernamePath = Annotated[
         json_schema_extra={"pattern": DOCUMENTED_PATTERN},
     ),
 ]
+
+
+def _failure(description: str) -> OpenAPIResponse:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": Failure.model_json_schema()}},
+    }
+
+
 ERRORS: dict[int, OpenAPIResponse] = {
-    code: {
-        "description": text,
-        "content": {"application/json": {"schema": Failure.model_json_schema()}},
-    }
-    for code, text in (
-        (400, "Invalid username or parameter"),
-        (404, "Unknown profile or route"),
-        (503, "Storage unavailable; nothing was stored"),
-        (500, "Unexpected error"),
-    )
+    400: _failure("Invalid username, parameter or cursor"),
+    404: _failure("Unknown profile or route"),
+    503: _failure("Storage or a key unavailable; nothing was stored"),
+    500: _failure("Unexpected error"),
 }
-
-
 FORBIDDEN: dict[int, OpenAPIResponse] = {
-    403: {"description": "Missing or wrong x-api-key (answered by API Gateway)"}
+    403: _failure("Missing or wrong x-api-key (answered by API Gateway)")
 }
-UNSUPPORTED: dict[int, OpenAPIResponse] = {
-    415: {
-        "description": "The body is not JSON",
-        "content": {"application/json": {"schema": Failure.model_json_schema()}},
-    }
+# source=admin, and HIGH in bulk, is checked by the function: the route itself is public.
+NEEDS_KEY_FOR_HIGH: dict[int, OpenAPIResponse] = {
+    403: _failure("source=admin (or a HIGH bulk request) without the admin key in x-api-key")
+}
+BODY_ERRORS: dict[int, OpenAPIResponse] = {
+    413: _failure(f"The body is over {edge.MAX_BODY_BYTES} bytes"),
+    415: _failure("The body is not JSON (Content-Type: application/json, UTF-8)"),
 }
 
 
@@ -135,7 +177,10 @@ def _json(
 
 @app.post(
     "/api/profile/<username>/request",
-    responses=_documented(Success[IntakeAnswer], "Queued, already queued, or already processed"),
+    responses={
+        **_documented(Success[IntakeAnswer], "Queued, already queued, or already processed"),
+        **NEEDS_KEY_FOR_HIGH,
+    },
     tags=["profiles"],
 )
 @tracer.capture_method
@@ -145,9 +190,20 @@ def request_profile(
         Source, Query(description="Who asks; decides the priority")
     ] = Source.FRONTEND,
 ) -> Response[Any]:
-    decision = _decide(normalise_username(username), source)
+    name = normalise_username(username)
+    _authorise(source, bulk=False)
+    decision = _decide(name, source)
     _record(decision)
     return _json(HTTPStatus.OK, success_body(decision.answer))
+
+
+def _authorise(source: Source, *, bulk: bool) -> None:
+    access.authorise(
+        source,
+        bulk=bulk,
+        presented_key=app.current_event.headers.get(access.ADMIN_KEY_HEADER),
+        admin_key=bootstrap.context().admin_key,
+    )
 
 
 def _decide(name: str, source: Source) -> intake.Decision:
@@ -182,7 +238,9 @@ def _record(decision: intake.Decision) -> None:
 def profile_status(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
     ctx = bootstrap.context()
-    answer = progress.get_status(name, jobs=ctx.jobs, profiles=ctx.profiles, clock=ctx.clock)
+    answer = progress.get_status(
+        name, jobs=ctx.jobs, stale_after=ctx.policy.stale_after, clock=ctx.clock
+    )
     return _json(HTTPStatus.OK, success_body(answer))
 
 
@@ -214,7 +272,11 @@ def get_posts(
     ] = None,
     cursor: Annotated[
         str | None,
-        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+        Query(
+            description="next_cursor of the previous page (opaque, signed)",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=edge.MAX_CURSOR_CHARS,
+        ),
     ] = None,
 ) -> Response[Any]:
     name = normalise_username(username)
@@ -241,12 +303,14 @@ def get_similar(username: UsernamePath) -> Response[Any]:
     "/api/profile/bulk-request",
     responses={
         **_documented(Success[BulkResult], "One result per username, in order"),
-        **UNSUPPORTED,
+        **NEEDS_KEY_FOR_HIGH,
+        **BODY_ERRORS,
     },
     tags=["profiles"],
 )
 @tracer.capture_method
 def bulk_request(body: BulkRequestBody) -> Response[Any]:
+    _authorise(body.source, bulk=True)
     decisions: list[intake.Decision] = []
 
     def one(name: str) -> IntakeAnswer:
@@ -258,6 +322,63 @@ def bulk_request(body: BulkRequestBody) -> Response[Any]:
     for decision in decisions:
         _record(decision)
     return _json(HTTPStatus.OK, success_body(result))
+
+
+@app.get(
+    "/api/viral-ideas/reels",
+    responses=_documented(Success[FeedPage], "Reels across every analysed profile, best first"),
+    tags=["viral-ideas"],
+    summary="The viral-ideas feed: reels that beat their own account's median the most",
+    description=(
+        "Reels of every analysed profile (crawl-depth analyses included, marked "
+        "`crawl_depth`), highest `outlier_score` first. Without `since`, the window is the "
+        f"last {feed.DEFAULT_WINDOW_DAYS} days; it reaches back {feed.MAX_WINDOW_DAYS} days "
+        "at most (an older `since` starts there), and `data.since` is the window's first "
+        "day. A page can hold fewer than `limit` reels and still have a `next_cursor`."
+    ),
+)
+@tracer.capture_method
+def viral_reels(
+    min_score: Annotated[
+        float, Query(ge=0, le=feed.MAX_MIN_SCORE, description="Lowest outlier score listed")
+    ] = feed.DEFAULT_MIN_SCORE,
+    since: Annotated[
+        date | None,
+        Query(
+            description=(
+                "ISO date (YYYY-MM-DD): reels taken on or after it (UTC). "
+                f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago; at most "
+                f"{feed.MAX_WINDOW_DAYS} days ago"
+            )
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=feed.MAX_CATEGORY_LENGTH,
+            description="The profile's category, case-insensitive",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=feed.MAX_LIMIT, description="Page size")
+    ] = feed.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+    ] = None,
+) -> Response[Any]:
+    ctx = bootstrap.context()
+    page = feed.read_page(
+        min_score=min_score,
+        since=since,
+        category=category,
+        limit=limit,
+        cursor=cursor,
+        index=ctx.content,
+        clock=ctx.clock,
+    )
+    return _json(HTTPStatus.OK, success_body(page))
 
 
 @app.get(
@@ -287,25 +408,54 @@ def queue_status() -> Response[Any]:
 @app.post(
     "/api/viral-ideas/process-pending",
     responses={
-        **_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+        **_documented(
+            Success[ProcessPendingResult],
+            "PENDING jobs dispatched again, HIGH first, as far as one call goes; "
+            "while has_more, call again with next_cursor",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
-    summary="Re-dispatch every PENDING job (API key required)",
+    summary="Re-dispatch every PENDING job, in calls that continue by cursor (API key required)",
     security=ADMIN,
 )
 @tracer.capture_method
-def process_pending() -> Response[Any]:
+def process_pending(
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous call (opaque); absent to start",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=1024,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=100_000, description="Most jobs this call examines (default: its time)"),
+    ] = None,
+) -> Response[Any]:
     ctx = bootstrap.context()
-    result = operations.process_pending(store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock)
+    result = operations.process_pending(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        clock=ctx.clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=app.lambda_context.get_remaining_time_in_millis,
+    )
     metrics.add_metric(name="Admin_redispatched", unit=MetricUnit.Count, value=result.dispatched)
+    logger.info("process-pending", extra=result.model_dump(exclude={"next_cursor"}))
     return _json(HTTPStatus.OK, success_body(result))
 
 
 @app.post(
     "/api/viral-ideas/redrive",
     responses={
-        **_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+        **_documented(
+            Success[RedriveResult],
+            "Dead letters moved back: by an SQS message move task per queue (tasks), "
+            "or, where SQS has none (the local emulator), here and now",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
@@ -314,7 +464,14 @@ def process_pending() -> Response[Any]:
 )
 @tracer.capture_method
 def redrive(
-    max_messages: Annotated[int, Query(ge=1, le=1000, description="Per queue")] = 100,
+    max_messages: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1000,
+            description="Per queue, where messages are moved by hand; a move task moves all",
+        ),
+    ] = 100,
 ) -> Response[Any]:
     ctx = bootstrap.context()
     settings = ctx.settings
@@ -328,7 +485,7 @@ def redrive(
         if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
-    logger.info("redrive", extra={"moved": result.moved})
+    logger.info("redrive", extra={"moved": result.moved, "tasks": len(result.tasks)})
     return _json(HTTPStatus.OK, success_body(result))
 
 
@@ -399,6 +556,18 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return _json(HTTPStatus.BAD_REQUEST, failure_body(validation_detail(exc.errors())))
 
 
+@app.exception_handler(PayloadTooLarge)
+def _too_large(exc: PayloadTooLarge) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, failure_body(str(exc)))
+
+
+@app.exception_handler(UnsupportedMediaType)
+def _not_json(exc: UnsupportedMediaType) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, failure_body(str(exc)))
+
+
 @app.exception_handler(UnicodeDecodeError)
 def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
     return _json(HTTPStatus.BAD_REQUEST, failure_body("The request body must be UTF-8 JSON"))
@@ -412,6 +581,13 @@ def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:
     )
 
 
+@app.exception_handler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response[Any]:
+    logger.warning("refused", extra={"reason": str(exc)})
+    metrics.add_metric(name="Intake_forbidden", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.FORBIDDEN, failure_body(str(exc)))
+
+
 @app.exception_handler(NotFound)
 def _not_found(exc: NotFound) -> Response[Any]:
     return _json(HTTPStatus.NOT_FOUND, failure_body(str(exc)))
@@ -420,6 +596,7 @@ def _not_found(exc: NotFound) -> Response[Any]:
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[Any]:
     event = app.current_event
+    _check_method(event.resource, event.http_method)
     # API Gateway matched a {username} route, but the name holds characters the
     # resolver's path pattern refuses (quotes, emoji, '/'): that is bad input, 400.
     username = (event.path_parameters or {}).get("username")
@@ -430,15 +607,69 @@ def _no_route(exc: NotFoundError) -> Response[Any]:
     )
 
 
+def _check_method(resource: str | None, method: str) -> None:
+    # The template sends every other method of a documented path here (ANY), so an
+    # undeclared method is a 405 naming what the path allows. Checked against the
+    # resource API Gateway matched: the resolver alone would take
+    # GET /api/profile/bulk-request for the profile of a user called bulk-request.
+    allowed = _allowed_methods().get(resource or "")
+    if allowed and method.upper() not in allowed:
+        raise MethodNotAllowed(method, allowed)
+
+
+def _declared_methods_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    _check_method(app.current_event.resource, app.current_event.http_method)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_declared_methods_only])
+
+
+@cache
+def _allowed_methods() -> dict[str, list[str]]:
+    """Methods of each routed path, spelled as API Gateway spells resources.
+
+    Read from the resolver's routes, which it keeps in private lists: the public
+    alternative, the OpenAPI document, costs ~250 ms to build on a cold start.
+    tests/integration/test_edge.py fails if a Powertools upgrade renames them."""
+    allowed: dict[str, set[str]] = {}
+    for route in [*app._static_routes, *app._dynamic_routes]:
+        allowed.setdefault(route.openapi_path, {"OPTIONS"}).add(route.method)
+    return {path: sorted(methods) for path, methods in allowed.items()}
+
+
+@app.exception_handler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> Response[Any]:
+    return _json(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        failure_body(str(exc)),
+        headers={"Allow": ", ".join(exc.allowed)},
+    )
+
+
+@app.exception_handler(SecretUnavailable)
+def _secret_unavailable(exc: SecretUnavailable) -> Response[Any]:
+    logger.error("key unavailable", extra={"reason": str(exc)})
+    return _json(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        failure_body("A key the API needs is temporarily unavailable. Please retry."),
+        headers={"Retry-After": "5"},
+    )
+
+
 @app.exception_handler(StorageUnavailable)
 def _unavailable(exc: StorageUnavailable) -> Response[Any]:
     logger.warning("storage unavailable", extra={"reason": str(exc)})
     metrics.add_metric(name="Intake_unavailable", unit=MetricUnit.Count, value=1)
-    return _json(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
-        headers={"Retry-After": "5"},
+    # A read (the feed, a profile) queues nothing, so it does not say it did not.
+    detail = (
+        "Storage is temporarily unavailable. Please retry."
+        if app.current_event.http_method == "GET"
+        else "Storage is temporarily unavailable; nothing was queued. Please retry."
     )
+    return _json(HTTPStatus.SERVICE_UNAVAILABLE, failure_body(detail), headers={"Retry-After": "5"})
 
 
 @app.exception_handler(QueueUnavailable)
@@ -473,4 +704,5 @@ def _unexpected(exc: Exception) -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    # Route on what API Gateway matched, never on a path re-read after decoding.
+    return app.resolve(edge.routed_event(event), context)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from viralspot.errors import DispatchFailed
-from viralspot.jobs import Job, JobStatus, Priority, QueueName
+from viralspot.jobs import Job, JobStatus, QueueName
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import PositionFacts, QueueCounts, QueueFacts, Sample, transition
@@ -85,14 +85,18 @@ def _profile_passes(profile: Profile | None, guard: ProfileGuard, stale_before: 
         return False
     if guard is ProfileGuard.SECONDARY:
         return profile.tier is Tier.SECONDARY
+    if guard is ProfileGuard.CRAWLED:
+        return profile.crawled_only
     # STALE: tier = primary AND (no last_scraped_at OR last_scraped_at < stale_before)
     return profile.tier is Tier.PRIMARY and (
         profile.last_scraped_at is None or profile.last_scraped_at < stale_before
     )
 
 
-def _job_replaceable(existing: Job | None, recent_before: datetime) -> bool:
+def _job_replaceable(existing: Job | None, recent_before: datetime, guard: ProfileGuard) -> bool:
     if existing is None:
+        return True
+    if existing.status is JobStatus.COMPLETED and guard is ProfileGuard.CRAWLED:
         return True
     if existing.status is JobStatus.COMPLETED:
         # `completed_at < :recent_before`: a COMPLETED job without completed_at fails
@@ -150,7 +154,7 @@ class MemoryJobStore:
             profile = self.profiles.get(job.username)
             existing = self._items.get(job.username)
             profile_ok = _profile_passes(profile, guard, stale_before)
-            job_ok = _job_replaceable(existing, recent_before)
+            job_ok = _job_replaceable(existing, recent_before, guard)
             if profile_ok and job_ok:
                 self._store(None, job)
                 return
@@ -206,26 +210,13 @@ class MemoryJobStore:
             self._sample = sample
             return True
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
+    def raise_priority(self, job: Job, raised: Job) -> bool:
         with self._lock:
             current = self._items.get(job.username)
-            if (
-                current is None
-                or current != job
-                or not (current.status is JobStatus.PENDING or current.awaiting_retry)
-                or current.priority.rank <= priority.rank
-            ):
-                return None
-            moves = priority.queue is not current.priority.queue
-            raised = current.model_copy(
-                update={
-                    "priority": priority,
-                    "updated_at": now,
-                    "dispatched_at": None if moves else current.dispatched_at,
-                }
-            )
+            if current is None or current != job:
+                return False
             self._store(current, raised)
-            return raised
+            return True
 
 
 class RecordingDispatcher:

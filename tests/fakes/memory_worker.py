@@ -6,8 +6,8 @@ Same conditional semantics as the DynamoDB adapters, condition by condition:
   (status = PENDING OR (status = PROCESSING AND lease_until < :now))`; then
   PROCESSING, attempts + 1, last_attempt = updated_at = now, the new lease, no
   next_retry_at.
-- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING and
-  `lease_until` are still those of the claim.
+- `finish` (DynamoJobStore.finish): put the outcome if `request_id`, PROCESSING,
+  `lease_until` and `updated_at` are still those of the claim.
 - `replace` (DynamoJobStore.replace): put if `request_id`, `status` and `updated_at`
   (and, for a waiting job, `dispatched_at`) are still those of the version read.
 - `due` (DynamoJobStore.due): the SweepIndex query over every shard. The index keys
@@ -29,6 +29,7 @@ from tests.fakes.memory import MemoryJobStore, MemoryProfiles
 from viralspot.adapters.dynamo_jobs import job_to_item, sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed
 from viralspot.profiles import Profile, Tier
 from viralspot.sharding import shard_of
@@ -87,6 +88,7 @@ class MemoryWorkerJobStore(MemoryJobStore):
                 or current.request_id != claimed.request_id
                 or current.status is not JobStatus.PROCESSING
                 or not _same_instant(current.lease_until, claimed.lease_until)
+                or not _same_instant(current.updated_at, claimed.updated_at)
             ):
                 return False
             self._store(current, outcome)
@@ -95,10 +97,15 @@ class MemoryWorkerJobStore(MemoryJobStore):
     # -- sweeper ---------------------------------------------------------------
 
     def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
     ) -> Iterator[Job]:
         cutoff = to_iso(before)
-        after: tuple[str, str] | None = None
         while True:
             with self._lock:
                 indexed = []
@@ -175,13 +182,29 @@ class MemoryContent:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.items: dict[tuple[str, str], ScoredReel] = {}
+        self.feed_profiles: dict[str, FeedProfile] = {}
         self.writes = 0
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
         with self._lock:
             self.writes += 1
+            self.feed_profiles[username] = profile
             for reel in reels:
                 self.items[(username, reel.shortcode)] = reel
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        with self._lock:
+            stale = [key for key in self.items if key[0] == username and key[1] not in keep]
+            for key in stale:
+                del self.items[key]
+            return len(stale)
 
     def reels_of(self, username: str) -> list[ScoredReel]:
         with self._lock:

@@ -31,7 +31,7 @@ from viralspot.adapters.codec import deserialize, serialize
 from viralspot.adapters.dynamo_jobs import job_from_item, job_to_item
 from viralspot.clock import to_iso, utc_now
 from viralspot.errors import ErrorKind
-from viralspot.jobs import Job, JobStatus, Priority, Source, new_job
+from viralspot.jobs import Job, JobStatus, Priority, Source, new_job, raised_for
 from viralspot.sharding import INDEX_SHARDS
 
 # The seed's response tables. `next_check_recommended` is "when queued" in the seed's
@@ -448,15 +448,13 @@ def test_raise_on_a_stale_snapshot_neither_repeats_nor_lowers(
     ctx = bootstrap.context()
     seen_low = ctx.jobs.get("natgeo")
     assert seen_low is not None
-    raised = ctx.jobs.raise_priority(seen_low, Priority.HIGH, utc_now())
-    assert raised is not None
-    assert raised.priority is Priority.HIGH
+    assert ctx.jobs.raise_priority(seen_low, raised_for(seen_low, Source.FRONTEND, utc_now()))
     # Another request that also saw the LOW job, asking MEDIUM, arrives last.
-    late = ctx.jobs.raise_priority(seen_low, Priority.MEDIUM, utc_now())
+    late = ctx.jobs.raise_priority(seen_low, raised_for(seen_low, Source.API, utc_now()))
     stored = tables.job("natgeo")
     assert stored is not None
     assert stored.priority is Priority.HIGH
-    assert late is None
+    assert late is False
 
 
 def test_at_prefix_and_case_are_one_profile(api: LocalApi, tables: Tables) -> None:

@@ -48,12 +48,14 @@ from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryW
 from viralspot import intake, sweeper
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
+from viralspot.clock import to_iso
 from viralspot.errors import (
     DispatchFailed,
     ErrorKind,
     ProfileNotFound,
     ProviderTransient,
 )
+from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import (
     Job,
@@ -65,6 +67,7 @@ from viralspot.jobs import (
     completed,
     failed,
     new_job,
+    raised_for,
 )
 from viralspot.pipeline import PipelinePolicy, Result, Worker
 from viralspot.ports import IntakeBlocked, ProfileGuard
@@ -147,8 +150,15 @@ class CrashingContent(MemoryContent):
         super().__init__()
         self.faults = faults
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
-        super().put_reels(username, reels, data_source)
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        super().put_reels(username, reels, data_source, profile=profile)
         if self.faults.crash_at == "crash_content":
             self.faults.crash_at = None
             raise Crash("died after writing the reels")
@@ -363,6 +373,12 @@ class JobLifecycle(RuleBasedStateMachine):
             assert job.request_id == answer.request_id
             assert job.is_active or job.awaiting_retry
             self.promised.append((username, answer.request_id))
+        elif answer.skip_reason == "failed":
+            # Crawling leaves a person's failed job as the person's answer.
+            assert source is Source.CRAWLER
+            assert job is not None
+            assert job.failed_for_good
+            assert job.source is not Source.CRAWLER
         else:
             assert answer.skip_reason in ("recently_completed", "already_processed")
             profile = self.profiles.get(username)
@@ -500,11 +516,11 @@ def test_stalled_worker_loses_its_claim_to_the_redelivered_copy() -> None:
     machine.teardown()
 
 
-def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
+def test_crash_before_storing_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     machine = JobLifecycle()
     machine.build()
     machine.request("alpha", Source.FRONTEND, send_fails=False)
-    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    assert machine._process(machine.queue.messages.pop(), "crash_fetch") is None
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.PROCESSING
@@ -521,6 +537,23 @@ def test_crash_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
+
+
+def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it() -> None:
+    """The attempt died after its analysis was stored: the sweeper completes the job,
+    as a new request would answer already processed (DESIGN.md "One answer")."""
+    machine = JobLifecycle()
+    machine.build()
+    machine.request("alpha", Source.FRONTEND, send_fails=False)
+    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    machine.queue.messages.clear()
+    machine.advance(241)
+    machine.sweep(send_fails=False)
+    job = machine.jobs.get("alpha")
+    assert job is not None
+    assert job.status is JobStatus.COMPLETED
+    assert job.attempts == 1
+    machine.teardown()
 
 
 @pytest.mark.parametrize("outcome", ["transient", "crash_fetch"])
@@ -584,9 +617,12 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
     if op == "mark":
         return _dump(store.mark_dispatched(args["job"], args["now"]))
     if op == "raise":
-        return _dump(store.raise_priority(args["job"], Priority.HIGH, args["now"]))
-    due = store.due(args["kind"], args["priority"], args["before"], page=2)
-    return sorted(job.username for job in due)
+        return store.raise_priority(
+            args["job"], raised_for(args["job"], Source.FRONTEND, args["now"])
+        )
+    due = store.due(args["kind"], args["priority"], args["before"], page=2, after=args["after"])
+    # In order: both give (sweep_at, username) order, which resuming after a position needs.
+    return [job.username for job in due]
 
 
 @pytest.mark.server
@@ -597,6 +633,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     dynamo = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"])
     fake = MemoryWorkerJobStore()
     rng = random.Random(20261128)
+    positions = random.Random(10)
     clock = SteppableClock()
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
@@ -640,6 +677,10 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             kind = args["kind"] = rng.choice(list(SweepKind))
             args["priority"] = None if kind is SweepKind.PROCESSING else rng.choice(list(Priority))
             args["before"] = now - timedelta(seconds=rng.choice((0, 300)))
+            # A generator of its own: the walk above stays the one its seed was chosen for.
+            args["after"] = positions.choice(
+                (None, (to_iso(now - timedelta(seconds=positions.choice((0, 300, 4000)))), name))
+            )
         elif op in ("mark", "raise") and seen:
             args["job"] = rng.choice(seen[-4:])
         else:

@@ -159,7 +159,7 @@ def test_reserved_concurrency_is_optional() -> None:
         for name in ("ProcessProfileFunction", "RetryFailedFunction")
     }
     by_default = stack_with(template)
-    assert by_default.resolve(props) == {"ProcessProfileFunction": "5", "RetryFailedFunction": 1}
+    assert by_default.resolve(props) == {"ProcessProfileFunction": "7", "RetryFailedFunction": 1}
     none = stack_with(template, WorkerReservedConcurrency="0")
     assert none.resolve(props) == {}
     assert none.resolve(props["ProcessProfileFunction"]) is NO_VALUE

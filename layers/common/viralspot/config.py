@@ -38,6 +38,8 @@ class Settings(BaseModel):
     backoff_base_seconds: float = Field(default=60, gt=0)
     pending_grace_minutes: float = Field(default=5, gt=0)
     sweep_max_jobs: int = Field(default=500, ge=1)
+    # The queues' maxReceiveCount: a message failing on this delivery is dead-lettered.
+    max_receive_count: int = Field(default=3, ge=1)
     # The queues' MessageRetentionPeriod: a job whose message is older is sent again.
     queue_retention_seconds: int = Field(default=345_600, ge=7_200)
 
@@ -57,6 +59,10 @@ class Settings(BaseModel):
     low_priority_reels_target: int = Field(default=30, ge=1, le=500)
     discovery_max_depth: int = Field(default=1, ge=0)
     discovery_fan_out: int = Field(default=5, ge=0)
+    # Secrets Manager ids (the template passes ARNs): the admin key that earns HIGH
+    # priority in bulk, and the key that signs paging cursors. API function only.
+    admin_key_secret: str | None = None
+    cursor_key_secret: str | None = None
 
 
 _ENV = {
@@ -76,6 +82,7 @@ _ENV = {
     "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
     "sweep_max_jobs": "SWEEP_MAX_JOBS",
+    "max_receive_count": "MAX_RECEIVE_COUNT",
     "queue_retention_seconds": "QUEUE_RETENTION_SECONDS",
     "provider": "PROVIDER",
     "rapidapi_host": "RAPIDAPI_HOST",
@@ -84,6 +91,8 @@ _ENV = {
     "low_priority_reels_target": "LOW_PRIORITY_REELS_TARGET",
     "discovery_max_depth": "DISCOVERY_MAX_DEPTH",
     "discovery_fan_out": "DISCOVERY_FAN_OUT",
+    "admin_key_secret": "ADMIN_KEY_SECRET",
+    "cursor_key_secret": "CURSOR_KEY_SECRET",
 }
 
 

@@ -19,6 +19,30 @@ class InvalidInput(ViralSpotError):
     """The caller sent something that can never succeed (HTTP 400)."""
 
 
+class PayloadTooLarge(InvalidInput):
+    """The request body is over the API's size limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body is not JSON (HTTP 415)."""
+
+
+class Forbidden(ViralSpotError):
+    """The caller asked for something only the admin key may ask for (HTTP 403)."""
+
+
+class MethodNotAllowed(ViralSpotError):
+    """The path exists but not with this method (HTTP 405, with Allow)."""
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed here; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class SecretUnavailable(ViralSpotError):
+    """A key the API needs (admin key, cursor key) could not be read (HTTP 503)."""
+
+
 class NotFound(ViralSpotError):
     """The thing asked for does not exist (HTTP 404)."""
 
@@ -67,7 +91,23 @@ class ProfileNotFound(ProviderError):
     kind = ErrorKind.PERMANENT
 
 
-class ProviderUnauthorized(ProviderError):
-    """The provider refused our credentials: an operator problem, retrying cannot help."""
+class ProviderSystemic(ProviderError):
+    """A fault that is not the job's (DESIGN.md "Systemic faults pause"): the job is
+    given back without charging an attempt and completes once the cause is fixed."""
 
-    kind = ErrorKind.PERMANENT
+    kind = ErrorKind.TRANSIENT
+    # What a person polling the status is told the job waits for.
+    waiting_for = "the data provider to be reachable"
+
+
+class ProviderUnauthorized(ProviderSystemic):
+    """Our provider key is missing, unreadable or refused (401/403): the operator's to
+    fix; no job fails because of it."""
+
+    waiting_for = "the data provider to accept our key (the operator has been alerted)"
+
+
+class ProviderUnavailable(ProviderSystemic):
+    """The provider cannot be reached at all, or says it is down (502/503/504)."""
+
+    waiting_for = "the data provider, which is down, to come back"

@@ -22,14 +22,18 @@ from viralspot.clock import Clock, to_iso, to_millis
 from viralspot.errors import DispatchFailed, StorageError, StorageUnavailable
 from viralspot.jobs import (
     RECENT_COMPLETION_WINDOW,
+    Analysis,
     Job,
     JobStatus,
     Priority,
     ProfileType,
     Source,
+    analysis_for,
     new_job,
     priority_for,
+    raised_for,
 )
+from viralspot.lifecycle import Standing, standing
 from viralspot.ports import Dispatcher, IntakeBlocked, JobStore, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import POSITION_CAP, Position, position_of
@@ -50,6 +54,9 @@ class Outcome(StrEnum):
     ALREADY_IN_QUEUE = "already_in_queue"
     ALREADY_PROCESSED = "already_processed"
     RECENTLY_COMPLETED = "recently_completed"
+    # Crawling asked for a name whose person's job failed for good: that outcome
+    # stays what the person sees; crawling does not replace it.
+    FAILED_KEPT = "failed_kept"
 
 
 class IntakeAnswer(BaseModel):
@@ -102,14 +109,13 @@ def request_profile(
     """Queue `username` (already normalised) unless it is processed, queued or fresh.
     Without `with_position` the queue position is not counted (discovery ignores it)."""
     now = to_millis(clock())
-    requested = priority_for(source)
     for _ in range(policy.rounds):
         job, profile = jobs.read(username)
         try:
             answer = _answer_from(
                 job,
                 profile,
-                requested,
+                source,
                 now,
                 policy,
                 jobs=jobs,
@@ -120,8 +126,15 @@ def request_profile(
             continue
         if answer is not None:
             return answer
-        guard = _guard_for(profile, now, policy.stale_after) or ProfileGuard.ABSENT
-        created = new_job(username, source, now, depth=depth, discovered_from=discovered_from)
+        guard = _guard_for(profile, now, policy.stale_after)
+        created = new_job(
+            username,
+            source,
+            now,
+            depth=depth,
+            discovered_from=discovered_from,
+            analysis=_analysis_for(source, profile),
+        )
         created = created.model_copy(update={"profile_type": _profile_type_for(guard)})
         try:
             jobs.create(
@@ -137,7 +150,7 @@ def request_profile(
                 answer = _answer_from(
                     blocked.job,
                     blocked.profile,
-                    requested,
+                    source,
                     now,
                     policy,
                     jobs=jobs,
@@ -149,14 +162,21 @@ def request_profile(
             if answer is not None:
                 return answer
             continue
-        return _queued(created, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position)
+        return _queued(
+            created,
+            now,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            with_position=with_position,
+            deepens=guard is ProfileGuard.CRAWLED,
+        )
     raise StorageUnavailable("profile is changing too fast to decide")
 
 
 def _answer_from(
     job: Job | None,
     profile: Profile | None,
-    requested: Priority,
+    source: Source,
     now: datetime,
     policy: IntakePolicy,
     *,
@@ -166,11 +186,13 @@ def _answer_from(
 ) -> Decision | None:
     """The answer the stored items give by themselves; None when a job must be
     written (or, after a lost race, when the items must be read again)."""
-    if job is not None and (job.is_active or job.awaiting_retry):
+    where = standing(job, profile, now, policy.stale_after)
+    if where is Standing.QUEUED and job is not None:
         return _already_in_queue(
-            job, requested, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position
+            job, source, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position
         )
-    if job is not None and job.completed_recently(now):
+    deepen = profile is not None and profile.crawled_only and source is not Source.CRAWLER
+    if where is Standing.RECENT and job is not None and not deepen:
         created = job.completed_at or job.updated_at
         return Decision(
             IntakeAnswer(
@@ -184,39 +206,79 @@ def _answer_from(
             ),
             Outcome.RECENTLY_COMPLETED,
         )
-    if profile is not None and _guard_for(profile, now, policy.stale_after) is None:
+    if where in (Standing.RECENT, Standing.PROCESSED) and deepen:
+        return None  # a person's request deepens an analysis made for crawling
+    if where is Standing.PROCESSED and profile is not None:
         return _already_processed(profile)
+    if (
+        where is Standing.FAILED
+        and job is not None
+        and source is Source.CRAWLER
+        and job.source is not Source.CRAWLER
+    ):
+        return _failed_kept(job)
     return None
 
 
-def _guard_for(
-    profile: Profile | None, now: datetime, stale_after: timedelta
-) -> ProfileGuard | None:
+def _analysis_for(source: Source, profile: Profile | None) -> Analysis:
+    """A person's depth for a person's request, and for crawling that refreshes a
+    person's analysis: a refresh never thins what a person asked for."""
+    if profile is not None and profile.tier is Tier.PRIMARY and not profile.crawled_only:
+        return Analysis.FULL
+    return analysis_for(source)
+
+
+def _failed_kept(job: Job) -> Decision:
+    return Decision(
+        IntakeAnswer(
+            queued=False,
+            message=f"Profile {job.username} failed to process: {job.error_message}",
+            estimated_time="unknown",
+            profile_type="failed",
+            status="failed",
+            request_id=job.request_id,
+            skip_reason="failed",
+        ),
+        Outcome.FAILED_KEPT,
+    )
+
+
+def _guard_for(profile: Profile | None, now: datetime, stale_after: timedelta) -> ProfileGuard:
+    """What the Profiles item must still be for the new job to be right."""
     if profile is None:
-        return None
+        return ProfileGuard.ABSENT
     if profile.tier is Tier.SECONDARY:
         return ProfileGuard.SECONDARY
     if profile.is_stale(now, stale_after):
         return ProfileGuard.STALE
-    return None
+    return ProfileGuard.CRAWLED
 
 
 def _profile_type_for(guard: ProfileGuard) -> ProfileType:
     return {
         ProfileGuard.ABSENT: ProfileType.NEW,
         ProfileGuard.SECONDARY: ProfileType.UPGRADE,
+        ProfileGuard.CRAWLED: ProfileType.UPGRADE,
         ProfileGuard.STALE: ProfileType.REFRESH,
     }[guard]
 
 
 def _queued(
-    job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher, with_position: bool
+    job: Job,
+    now: datetime,
+    *,
+    jobs: JobStore,
+    dispatcher: Dispatcher,
+    with_position: bool,
+    deepens: bool = False,
 ) -> Decision:
     fallback = not _send(job, now, jobs=jobs, dispatcher=dispatcher)
     position = _position(jobs, job, now) if with_position else None
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
+    elif job.profile_type is ProfileType.UPGRADE and deepens:
+        message = f"Profile {job.username} was analysed at crawl depth only: queued for a full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.UPGRADE:
         message = f"Profile {job.username} upgraded from secondary: queued for full analysis at {job.priority} priority"
     elif job.profile_type is ProfileType.REFRESH:
@@ -295,7 +357,7 @@ class _Changed(Exception):
 
 def _already_in_queue(
     existing: Job,
-    requested: Priority,
+    source: Source,
     now: datetime,
     *,
     jobs: JobStore,
@@ -305,9 +367,9 @@ def _already_in_queue(
     job = existing
     outcome = Outcome.ALREADY_IN_QUEUE
     waiting = existing.status is JobStatus.PENDING or existing.awaiting_retry
-    if waiting and requested.rank < existing.priority.rank:
-        raised = jobs.raise_priority(existing, requested, now)
-        if raised is None:
+    if waiting and priority_for(source).rank < existing.priority.rank:
+        raised = raised_for(existing, source, now)
+        if not jobs.raise_priority(existing, raised):
             # The job moved on since we read it (a send was recorded, the sweeper
             # retried it, a worker took it): decide again on what it is now.
             raise _Changed()

@@ -74,6 +74,15 @@ class JobStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class Analysis(StrEnum):
+    """How deep a job analyses a profile: a person's request gets the full set of
+    reels, crawling a lighter one (DESIGN.md "One answer": crawling never thins a
+    person's analysis)."""
+
+    FULL = "full"
+    CRAWL = "crawl"
+
+
 class ProfileType(StrEnum):
     """Why a job exists: a profile never seen, a secondary upgraded, a stale primary."""
 
@@ -92,6 +101,7 @@ class Job(BaseModel):
     source: Source
     enqueued_at: datetime
     profile_type: ProfileType = ProfileType.NEW
+    analysis: Analysis = Analysis.FULL
     depth: int = Field(default=0, ge=0)
     discovered_from: str | None = None
     attempts: int = Field(default=0, ge=0)
@@ -109,6 +119,10 @@ class Job(BaseModel):
     # unconfirmed (never sent, the send failed, or the sender died before saying so):
     # only those jobs, and ones older than the queue's retention, need the sweeper.
     dispatched_at: datetime | None = None
+    # Why a waiting job is held back by a fault that is not its own (the provider's
+    # key, the provider down, a dead-lettered message): shown by the status route,
+    # cleared when an attempt ends.
+    delay_reason: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -140,6 +154,9 @@ class SweepKind(StrEnum):
     SENT = "SENT"  # PENDING with a message in SQS: due only past the queue's retention
     PROCESSING = "PROCESSING"  # due when its lease expires
     RETRY = "RETRY"  # FAILED awaiting retry: due at next_retry_at
+    # FAILED for good after retries ran out (never a permanent error): not swept,
+    # but `redrive` re-opens these once the operator has fixed the cause.
+    EXHAUSTED = "EXHAUSTED"
 
 
 def sweep_entry(job: Job) -> tuple[SweepKind, datetime] | None:
@@ -153,6 +170,8 @@ def sweep_entry(job: Job) -> tuple[SweepKind, datetime] | None:
         return SweepKind.PROCESSING, job.lease_until
     if job.awaiting_retry and job.next_retry_at is not None:
         return SweepKind.RETRY, job.next_retry_at
+    if job.failed_for_good and job.error_kind is not ErrorKind.PERMANENT:
+        return SweepKind.EXHAUSTED, job.updated_at or job.enqueued_at
     return None
 
 
@@ -185,6 +204,10 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def analysis_for(source: Source) -> Analysis:
+    return Analysis.CRAWL if source is Source.CRAWLER else Analysis.FULL
+
+
 def new_job(
     username: str,
     source: Source,
@@ -192,6 +215,7 @@ def new_job(
     *,
     depth: int = 0,
     discovered_from: str | None = None,
+    analysis: Analysis | None = None,
 ) -> Job:
     return Job(
         username=username,
@@ -199,10 +223,65 @@ def new_job(
         status=JobStatus.PENDING,
         priority=priority_for(source),
         source=source,
+        analysis=analysis or analysis_for(source),
         enqueued_at=now,
         depth=depth,
         discovered_from=discovered_from,
         updated_at=now,
+    )
+
+
+def raised_for(job: Job, source: Source, now: datetime) -> Job:
+    """A waiting job taken over by a request of higher priority: it becomes that
+    request's job (its source, a full analysis, discovery from the top), keeping its
+    request_id and its place in time."""
+    priority = priority_for(source)
+    moves_queue = priority.queue is not job.priority.queue
+    person = source is not Source.CRAWLER
+    return job.model_copy(
+        update={
+            "priority": priority,
+            "source": source,
+            "analysis": Analysis.FULL if person else job.analysis,
+            "depth": 0 if person else job.depth,
+            "discovered_from": None if person else job.discovered_from,
+            "updated_at": now,
+            # A PENDING job moving to another queue needs a message there: until it
+            # is confirmed, the sweeper treats the job as unsent.
+            "dispatched_at": None if moves_queue else job.dispatched_at,
+        }
+    )
+
+
+def paused(job: Job, now: datetime, reason: str) -> Job:
+    """A claimed job given back untouched by a fault that is not its own (DESIGN.md
+    "Systemic faults pause"): PENDING again, the attempt not charged, its send
+    unconfirmed so the sweeper dispatches it again after the grace period."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "attempts": max(0, job.attempts - 1),
+            "lease_until": None,
+            "lease_id": None,
+            "dispatched_at": None,
+            "delay_reason": reason[:500],
+            "updated_at": now,
+        }
+    )
+
+
+def reopened(job: Job, now: datetime) -> Job:
+    """A job FAILED for good after its retries ran out, opened again by the operator
+    (redrive) once the cause is fixed: PENDING, attempts reset, to be dispatched."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.PENDING,
+            "attempts": 0,
+            "next_retry_at": None,
+            "dispatched_at": None,
+            "delay_reason": None,
+            "updated_at": now,
+        }
     )
 
 
@@ -240,6 +319,7 @@ def completed(job: Job, now: datetime) -> Job:
             "updated_at": now,
             "lease_until": None,
             "lease_id": None,
+            "delay_reason": None,
             "next_retry_at": None,
             "error_message": None,
             "error_kind": None,
@@ -271,6 +351,7 @@ def failed(
             else None,
             "lease_until": None,
             "lease_id": None,
+            "delay_reason": None,
             "updated_at": now,
         }
     )

@@ -18,11 +18,28 @@ from pydantic import ValidationError
 
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
-from viralspot.errors import ProviderError, ProviderTransient, ProviderUnauthorized
-from viralspot.jobs import Job, JobMessage, Priority, completed, failed, new_lease_id
+from viralspot.errors import (
+    InvalidInput,
+    ProviderError,
+    ProviderSystemic,
+    ProviderTransient,
+    StorageError,
+)
+from viralspot.feed import FeedProfile
+from viralspot.jobs import (
+    Analysis,
+    Job,
+    JobMessage,
+    JobStatus,
+    completed,
+    failed,
+    new_lease_id,
+    paused,
+)
 from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile
+from viralspot.usernames import normalise_username
 
 logger = Logger(child=True)
 
@@ -37,6 +54,12 @@ class Result(StrEnum):
     NOT_CLAIMED = "not_claimed"
     MALFORMED = "malformed"
     LOST_CLAIM = "lost_claim"
+    # A fault that is not the job's (the provider's key, the provider down): the job
+    # waits, uncharged, and the operator is alerted (a metric and an alarm).
+    PAUSED = "paused"
+    # A PENDING job that can never be claimed (attempts used up after MaxAttempts was
+    # lowered): closed with its last error instead of blocking the name for ever.
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -50,8 +73,8 @@ class PipelinePolicy:
     discovery_max_depth: int = 1
     discovery_fan_out: int = 5
 
-    def reels_for(self, priority: Priority) -> int:
-        return self.low_priority_reels_target if priority is Priority.LOW else self.reels_target
+    def reels_for(self, analysis: Analysis) -> int:
+        return self.low_priority_reels_target if analysis is Analysis.CRAWL else self.reels_target
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,9 @@ class Worker:
     policy: PipelinePolicy
     clock: Clock
 
-    def process(self, body: str) -> Result:
+    def process(self, body: str, *, last_delivery: bool = False) -> Result:
+        """Run the job a message names. `last_delivery`: SQS dead-letters this message
+        if it fails now, so a failure is written on the job for the sweeper."""
         try:
             message = JobMessage.model_validate_json(body)
         except ValidationError as exc:
@@ -87,8 +112,51 @@ class Worker:
                 "message not claimed: duplicate delivery, superseded or finished job",
                 extra={"username": message.username, "job_request_id": message.request_id},
             )
+            return self._close_if_exhausted(message)
+        try:
+            return self._run(job)
+        except StorageError as exc:
+            # Storage trouble is not the job's: give it back uncharged, then let SQS
+            # redeliver the message. On its last delivery the message goes to the
+            # dead-letter queue, so the job records that and the sweeper sends it anew.
+            reason = (
+                f"its message was dead-lettered after a storage failure ({exc})"
+                if last_delivery
+                else f"storage was unavailable ({exc})"
+            )
+            self._give_back(job, reason)
+            raise
+
+    def _close_if_exhausted(self, message: JobMessage) -> Result:
+        job = self.jobs.get(message.username)
+        if (
+            job is None
+            or job.request_id != message.request_id
+            or job.status is not JobStatus.PENDING
+            or job.attempts < self.policy.max_attempts
+        ):
             return Result.NOT_CLAIMED
-        return self._run(job)
+        final = job.model_copy(
+            update={
+                "status": JobStatus.FAILED,
+                "next_retry_at": None,
+                "error_message": job.error_message or "attempts used up",
+                "updated_at": self.clock(),
+            }
+        )
+        if self.jobs.replace(job, final):
+            logger.warning("exhausted job closed", extra=_about(job, attempts=job.attempts))
+            return Result.CLOSED
+        return Result.NOT_CLAIMED
+
+    def _give_back(self, job: Job, reason: str) -> bool:
+        try:
+            return self.jobs.finish(job, paused(job, self.clock(), reason))
+        except StorageError:
+            logger.exception(
+                "job could not be given back; its lease will expire", extra=_about(job)
+            )
+            return False
 
     def _run(self, job: Job) -> Result:
         logger.info(
@@ -96,8 +164,16 @@ class Worker:
         )
         try:
             fetched = self.provider.fetch_profile(job.username)
-            reels = self.provider.fetch_reels(job.username, self.policy.reels_for(job.priority))
+            if _canonical(fetched.username) != job.username:
+                # Every key is the job's normalised name (DESIGN.md "One answer"): a
+                # different account must not be stored under it, nor it under another.
+                raise ProviderTransient(
+                    f"provider answered with profile {fetched.username!r} for {job.username!r}"
+                )
+            reels = self.provider.fetch_reels(job.username, self.policy.reels_for(job.analysis))
             analysis = analyse(reels, fetched.followers_count)
+        except ProviderSystemic as exc:
+            return self._pause(job, exc)
         except ProviderError as exc:
             return self._fail(job, exc)
         except Exception as exc:
@@ -110,16 +186,30 @@ class Worker:
             )
         similar = self._similar(job)
         now = self.clock()
-        # Reels before the profile: a reader who sees the primary finds its reels.
-        self.content.put_reels(job.username, analysis.reels, self.provider.name)
+        # Reels before the profile: a reader who sees the primary finds its reels. A
+        # refresh replaces the analysed set: reels the new analysis does not hold go,
+        # so /posts serves exactly what the statistics describe, and the feed lists
+        # each reel once, with its new score and keys.
+        self.content.put_reels(
+            job.username,
+            analysis.reels,
+            self.provider.name,
+            profile=FeedProfile(
+                followers_count=fetched.followers_count,
+                category=fetched.category,
+                crawl_depth=job.analysis is Analysis.CRAWL,
+            ),
+        )
+        self.content.remove_other_reels(job.username, {r.shortcode for r in analysis.reels})
         self.profiles.put_primary(
             _primary(
-                fetched,
+                fetched.model_copy(update={"username": job.username}),
                 analysis.content_stats.model_dump(),
                 analysis.engagement_metrics.model_dump(),
                 similar,
                 self.provider.name,
                 now,
+                job.analysis,
             )
         )
         if similar:
@@ -153,7 +243,7 @@ class Worker:
             # Similar profiles are a bonus: their failure must not fail the analysis.
             logger.warning("similar profiles unavailable", extra=_about(job, error=str(exc)))
             return []
-        return [p for p in found if p.username != job.username][: self.policy.discovery_fan_out]
+        return _canonical_similar(job, found)[: self.policy.discovery_fan_out]
 
     def _discover(self, job: Job, similar: list[ProviderProfile]) -> None:
         if job.depth >= self.policy.discovery_max_depth:
@@ -167,12 +257,16 @@ class Worker:
                     "discovery failed", extra=_about(job, candidate=candidate.username)
                 )
 
+    def _pause(self, job: Job, exc: ProviderSystemic) -> Result:
+        logger.error(
+            "systemic provider fault: job paused, operator action may be needed",
+            extra=_about(job, error=str(exc), fault=type(exc).__name__),
+        )
+        if not self._give_back(job, f"waiting for {exc.waiting_for}"):
+            return Result.LOST_CLAIM
+        return Result.PAUSED
+
     def _fail(self, job: Job, exc: ProviderError) -> Result:
-        if isinstance(exc, ProviderUnauthorized):
-            logger.error(
-                "provider refused our credentials: operator action needed",
-                extra=_about(job, error=str(exc)),
-            )
         outcome = failed(
             job,
             self.clock(),
@@ -206,6 +300,13 @@ def _about(job: Job, **fields: object) -> dict[str, object]:
     return {"username": job.username, "job_request_id": job.request_id, **fields}
 
 
+def _canonical(name: str) -> str | None:
+    try:
+        return normalise_username(name)
+    except InvalidInput:
+        return None
+
+
 def _primary(
     fetched: ProviderProfile,
     content_stats: dict[str, object],
@@ -213,10 +314,12 @@ def _primary(
     similar: list[ProviderProfile],
     data_source: str,
     now: datetime,
+    analysis: Analysis,
 ) -> Profile:
     return Profile(
         **fetched.model_dump(),
         tier=Tier.PRIMARY,
+        analysis=analysis,
         content_stats=content_stats,
         engagement_metrics=engagement,
         similar_usernames=[p.username for p in similar],
@@ -236,3 +339,24 @@ def _secondary(found: ProviderProfile, parent: str, data_source: str, now: datet
         created_at=now,
         updated_at=now,
     )
+
+
+def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderProfile]:
+    """Similar profiles under their canonical names, each once, never the job's own.
+
+    Provider data is untrusted input: a name is about to become a Profiles key, a
+    Jobs key and a queued message, so it passes the same username rule as a name a
+    person typed, and one that fails it is dropped, never stored."""
+    kept: dict[str, ProviderProfile] = {}
+    for profile in found:
+        try:
+            name = normalise_username(profile.username)
+        except InvalidInput:
+            logger.warning(
+                "similar profile dropped: not a username",
+                extra=_about(job, candidate=profile.username[:64]),
+            )
+            continue
+        if name != job.username and name not in kept:
+            kept[name] = profile.model_copy(update={"username": name})
+    return list(kept.values())

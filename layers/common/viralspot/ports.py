@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from viralspot.analytics import ScoredReel
-from viralspot.jobs import Job, Priority
+from viralspot.feed import FeedProfile
+from viralspot.jobs import Job
 from viralspot.profiles import Profile
 from viralspot.queue_stats import PositionFacts, QueueFacts
 
@@ -20,6 +21,7 @@ class ProfileGuard(StrEnum):
     ABSENT = "absent"
     SECONDARY = "secondary"
     STALE = "stale"
+    CRAWLED = "crawled"  # a fresh primary analysed only at crawl depth
 
 
 class IntakeBlocked(Exception):
@@ -62,8 +64,8 @@ class JobStore(Protocol):
 
     def queue_facts(self) -> QueueFacts: ...
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a waiting `job` (exactly as read) up to `priority`; None if it changed."""
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        """Store `raised` over a waiting `job` still exactly as read; False if it changed."""
         ...
 
 
@@ -74,6 +76,17 @@ class ProfileReader(Protocol):
 class Dispatcher(Protocol):
     def dispatch(self, job: Job) -> None:
         """Send the job's message to its priority's queue; raises DispatchFailed."""
+        ...
+
+
+# SQS takes at most ten entries per SendMessageBatch call.
+BATCH_ENTRIES = 10
+
+
+class BatchDispatcher(Dispatcher, Protocol):
+    def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
+        """Send many jobs' messages in few calls; the jobs whose send was confirmed
+        (the others are unsent, as after a DispatchFailed)."""
         ...
 
 
@@ -91,6 +104,10 @@ class WorkerJobStore(Protocol):
 
     def finish(self, claimed: Job, outcome: Job) -> bool: ...
 
+    def get(self, username: str) -> Job | None: ...
+
+    def replace(self, expected: Job, new: Job) -> bool: ...
+
 
 class ProfileWriter(Protocol):
     def put_primary(self, profile: Profile) -> None: ...
@@ -99,4 +116,17 @@ class ProfileWriter(Protocol):
 
 
 class ContentWriter(Protocol):
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None: ...
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        """Store the reels, listed in the viral-ideas feed with what it shows of `profile`."""
+        ...
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        """Delete the profile's reels whose shortcode is not in `keep`; how many."""
+        ...

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from viralspot.jobs import Analysis
+
 
 class Tier(StrEnum):
     PRIMARY = "primary"
@@ -36,9 +38,17 @@ class Profile(BaseModel):
     similar_usernames: list[str] = []
     discovered_from: str | None = None
     data_source: str | None = None
+    # How deep the stored analysis went (a crawled profile has fewer reels); None in
+    # records written before depth was recorded, which were full analyses.
+    analysis: Analysis | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_scraped_at: datetime | None = None
+
+    @property
+    def crawled_only(self) -> bool:
+        """A primary analysed only at crawl depth: a person's request deepens it."""
+        return self.tier is Tier.PRIMARY and self.analysis is Analysis.CRAWL
 
     def is_stale(self, now: datetime, max_age: timedelta) -> bool:
         """A primary whose analysis is older than `max_age` is worth analysing again."""

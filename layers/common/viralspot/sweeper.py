@@ -32,8 +32,9 @@ from aws_lambda_powertools import Logger
 
 from viralspot.clock import Clock
 from viralspot.errors import DispatchFailed, ErrorKind, ViralSpotError
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, failed
+from viralspot.jobs import Job, JobStatus, Priority, SweepKind, completed, failed
 from viralspot.ports import Dispatcher
+from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import QueueFacts, Sample
 
 logger = Logger(child=True)
@@ -48,6 +49,7 @@ class Repair(StrEnum):
     FAILED_FOR_GOOD = "failed_for_good"
     DISPATCH_FAILED = "dispatch_failed"
     RACE_LOST = "race_lost"
+    COMPLETED = "completed"
     ERROR = "error"
 
 
@@ -61,6 +63,8 @@ class SweepStore(Protocol):
     def finish(self, claimed: Job, outcome: Job) -> bool: ...
 
     def mark_dispatched(self, job: Job, now: datetime) -> Job | None: ...
+
+    def read(self, username: str) -> tuple[Job | None, Profile | None]: ...
 
     def queue_facts(self) -> QueueFacts: ...
 
@@ -110,12 +114,12 @@ def sweep(
         (
             SweepKind.UNSENT,
             now - policy.pending_grace,
-            lambda job: redispatch(job, store, dispatcher, clock),
+            lambda job: _send_again(job, store, dispatcher, policy, clock),
         ),
         (
             SweepKind.SENT,
             now - policy.message_retention,
-            lambda job: redispatch(job, store, dispatcher, clock),
+            lambda job: _send_again(job, store, dispatcher, policy, clock),
         ),
     ]
     # Two rounds: first every kind of repair gets an equal share of the run, so a
@@ -167,6 +171,11 @@ def _take_sample(store: SweepStore, now: datetime, policy: SweepPolicy) -> None:
 
 
 def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock) -> Repair:
+    _, profile = store.read(job.username)
+    if _stored_by(job, profile):
+        # The attempt died after storing its analysis (a timeout or crash in its last
+        # steps): the job did its work, and says so, as a new request would.
+        return Repair.COMPLETED if store.finish(job, completed(job, clock())) else Repair.RACE_LOST
     outcome = failed(
         job,
         clock(),
@@ -187,6 +196,34 @@ def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock
         },
     )
     return Repair.FAILED_FOR_GOOD if outcome.failed_for_good else Repair.LEASE_EXPIRED
+
+
+def _stored_by(job: Job, profile: Profile | None) -> bool:
+    return (
+        profile is not None
+        and profile.tier is Tier.PRIMARY
+        and profile.last_scraped_at is not None
+        and job.last_attempt is not None
+        and profile.last_scraped_at >= job.last_attempt
+    )
+
+
+def _send_again(
+    job: Job, store: SweepStore, dispatcher: Dispatcher, policy: SweepPolicy, clock: Clock
+) -> Repair:
+    if job.attempts >= policy.max_attempts:
+        # Its attempts were used up (MaxAttempts lowered meanwhile): no claim can take
+        # it, so it is closed with its last error rather than block the name.
+        final = job.model_copy(
+            update={
+                "status": JobStatus.FAILED,
+                "next_retry_at": None,
+                "error_message": job.error_message or "attempts used up",
+                "updated_at": clock(),
+            }
+        )
+        return Repair.FAILED_FOR_GOOD if store.replace(job, final) else Repair.RACE_LOST
+    return redispatch(job, store, dispatcher, clock)
 
 
 def _retry(
@@ -215,10 +252,16 @@ def redispatch(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock
     """Send a PENDING job's message again, once, even if several callers try at once:
     the job first becomes unsent at a new version, which only one caller can write."""
     now = clock()
-    touched = job.model_copy(update={"updated_at": now, "dispatched_at": None})
+    touched = to_resend(job, now)
     if not store.replace(job, touched):
         return Repair.RACE_LOST
     return _dispatch(touched, store, dispatcher, now, Repair.REDISPATCHED)
+
+
+def to_resend(job: Job, now: datetime) -> Job:
+    """The version of a waiting job that is about to be sent again: unsent, at a new
+    version, so that only one of several callers can write it."""
+    return job.model_copy(update={"updated_at": now, "dispatched_at": None})
 
 
 def _dispatch(

@@ -34,7 +34,7 @@ from viralspot.adapters.codec import deserialize, serialize, value
 from viralspot.adapters.dynamo_profiles import profile_from_item
 from viralspot.clock import from_iso, to_iso
 from viralspot.errors import StorageUnavailable
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
+from viralspot.jobs import Analysis, Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile
 from viralspot.queue_stats import (
@@ -86,6 +86,7 @@ _PROFILE_GUARDS = {
     ProfileGuard.STALE: (
         "tier = :primary AND (attribute_not_exists(last_scraped_at) OR last_scraped_at < :stale_before)"
     ),
+    ProfileGuard.CRAWLED: "tier = :primary AND analysis = :crawl",
 }
 
 # DESIGN.md: a new job may replace no job, a COMPLETED one older than the recent
@@ -93,6 +94,13 @@ _PROFILE_GUARDS = {
 _JOB_REPLACEABLE = (
     "attribute_not_exists(username)"
     " OR (#status = :completed AND completed_at < :recent_before)"
+    " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
+)
+# A person's request deepening a crawl-depth analysis may replace a job completed
+# within the recent window too: the profile's own guard says what it holds.
+_JOB_REPLACEABLE_TO_DEEPEN = (
+    "attribute_not_exists(username)"
+    " OR #status = :completed"
     " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
 )
 
@@ -207,6 +215,9 @@ class DynamoJobStore:
         elif guard is ProfileGuard.STALE:
             profile_values[":primary"] = value("primary")
             profile_values[":stale_before"] = value(to_iso(stale_before))
+        elif guard is ProfileGuard.CRAWLED:
+            profile_values[":primary"] = value("primary")
+            profile_values[":crawl"] = value(Analysis.CRAWL.value)
         condition_check: dict[str, Any] = {
             "TableName": self._profiles_table,
             "Key": {"username": value(job.username)},
@@ -218,15 +229,18 @@ class DynamoJobStore:
         put: dict[str, Any] = {
             "TableName": self._jobs_table,
             "Item": serialize(job_to_item(job)),
-            "ConditionExpression": _JOB_REPLACEABLE,
+            "ConditionExpression": (
+                _JOB_REPLACEABLE_TO_DEEPEN if guard is ProfileGuard.CRAWLED else _JOB_REPLACEABLE
+            ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
                 ":completed": value(JobStatus.COMPLETED.value),
                 ":failed": value(JobStatus.FAILED.value),
-                ":recent_before": value(to_iso(recent_before)),
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if guard is not ProfileGuard.CRAWLED:
+            put["ExpressionAttributeValues"][":recent_before"] = value(to_iso(recent_before))
         # The job replaced (if any) had left the queue, so the new job's counter
         # delta does not depend on it.
         items: list[Any] = [
@@ -331,27 +345,13 @@ class DynamoJobStore:
             return None
         return total
 
-    def raise_priority(self, job: Job, priority: Priority, now: datetime) -> Job | None:
-        """Move a waiting `job` up to `priority`, conditional on the version read
-        (`updated_at`), together with its counters; None if the job is not as seen."""
-        if priority.rank >= job.priority.rank or not (
-            job.status is JobStatus.PENDING or job.awaiting_retry
-        ):
-            return None
-        moves_queue = priority.queue is not job.priority.queue
-        raised = job.model_copy(
-            update={
-                "priority": priority,
-                "updated_at": now,
-                # A PENDING job moving to another queue needs a message there: until
-                # it is confirmed, the sweeper treats the job as unsent.
-                "dispatched_at": None if moves_queue else job.dispatched_at,
-            }
-        )
-        items: list[Any] = [
-            {"Put": self._conditional_put(raised, job, "raise priority")},
-            {"Update": self._counter_update(transition(job, raised))},
-        ]
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        """Store `raised` over a waiting `job`, conditional on the version read, together
+        with its counters; False if the job is no longer as seen."""
+        items: list[Any] = [{"Put": self._conditional_put(raised, job, "raise priority")}]
+        delta = transition(job, raised)
+        if delta:
+            items.append({"Update": self._counter_update(delta)})
         try:
             self._write(
                 lambda: self.client.transact_write_items(TransactItems=items), "raise priority"
@@ -360,11 +360,11 @@ class DynamoJobStore:
             if aws.error_code(exc) == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons", [])
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    return None
+                    return False
             raise aws.storage_error(exc, "raise priority") from exc
         except BotoCoreError as exc:
             raise aws.storage_error(exc, "raise priority") from exc
-        return raised
+        return True
 
     # -- worker ---------------------------------------------------------------
 
@@ -581,28 +581,42 @@ class DynamoJobStore:
     # -- sweeper --------------------------------------------------------------
 
     def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
     ) -> Iterator[Job]:
         """Jobs of `kind` (and `priority`; PROCESSING jobs are kept per shard only)
-        whose sweep time is at or before `before`, oldest first across the shards,
-        read lazily page by page from the sparse SweepIndex (never the table)."""
+        whose sweep time is at or before `before`, in (sweep_at, username) order across
+        the shards, read lazily page by page from the sparse SweepIndex (never the
+        table). `after` resumes past that (sweep_at, username) position."""
         streams = [
-            self._due_in(sweep_partition(kind, priority, shard), to_iso(before), page)
+            _tie_sorted(
+                self._due_in(sweep_partition(kind, priority, shard), to_iso(before), page, after)
+            )
             for shard in range(INDEX_SHARDS)
         ]
         for _, job in heapq.merge(*streams, key=lambda entry: entry[0]):
             yield job
 
     def _due_in(
-        self, partition: str, before: str, page: int
+        self, partition: str, before: str, page: int, after: tuple[str, str] | None = None
     ) -> Iterator[tuple[tuple[str, str], Job]]:
         start: dict[str, Any] | None = None
+        condition = "sweep_pk = :pk AND sweep_at <= :before"
+        values: dict[str, Any] = {":pk": value(partition), ":before": value(before)}
+        if after is not None:
+            condition = "sweep_pk = :pk AND sweep_at BETWEEN :after AND :before"
+            values[":after"] = value(after[0])
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._jobs_table,
                 "IndexName": SWEEP_INDEX,
-                "KeyConditionExpression": "sweep_pk = :pk AND sweep_at <= :before",
-                "ExpressionAttributeValues": {":pk": value(partition), ":before": value(before)},
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
                 "Limit": page,
             }
             if start:
@@ -613,10 +627,27 @@ class DynamoJobStore:
                 raise aws.storage_error(exc, "query due jobs") from exc
             for raw in response.get("Items", []):
                 item = deserialize(raw)
-                yield (str(item["sweep_at"]), str(item["username"])), job_from_item(item)
+                key = (str(item["sweep_at"]), str(item["username"]))
+                if after is None or key > after:
+                    yield key, job_from_item(item)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+def _tie_sorted(
+    stream: Iterator[tuple[tuple[str, str], Job]],
+) -> Iterator[tuple[tuple[str, str], Job]]:
+    """The index orders a shard by sweep_at only; jobs stamped in the same millisecond
+    come in no promised order. Sorting each such run by username makes the merged
+    order total, so a position (sweep_at, username) means the same on every read."""
+    run: list[tuple[tuple[str, str], Job]] = []
+    for entry in stream:
+        if run and entry[0][0] != run[0][0][0]:
+            yield from sorted(run, key=lambda e: e[0])
+            run = []
+        run.append(entry)
+    yield from sorted(run, key=lambda e: e[0])
 
 
 def _sample_from(data: Mapping[str, Any]) -> Sample | None:
