@@ -355,48 +355,6 @@ def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> None:
             raise RuntimeError(f"seeding {queue_url}: {failed}")
 
 
-@dataclass
-class Capacity:
-    """DynamoDB's own ConsumedCapacity for every call of a client: a
-    before-parameter-build hook asks for it (ReturnConsumedCapacity=TOTAL), an
-    after-call hook adds it up, as read or write units by operation. Real figures on
-    DynamoDB Local; moto does not report them."""
-
-    read: float = 0.0
-    write: float = 0.0
-    reported: int = 0
-
-    READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
-    WRITES = frozenset(
-        {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-    )
-
-    def install(self, client: Any) -> Capacity:
-        client.meta.events.register("before-parameter-build.dynamodb.*", self._ask)
-        client.meta.events.register("after-call.dynamodb.*", self._add)
-        return self
-
-    def _ask(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in self.READS | self.WRITES:
-            params.setdefault("ReturnConsumedCapacity", "TOTAL")
-
-    def _add(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
-        consumed = (parsed or {}).get("ConsumedCapacity")
-        if not consumed or model is None:
-            return
-        entries = consumed if isinstance(consumed, list) else [consumed]
-        units = sum(float(e.get("CapacityUnits", 0) or 0) for e in entries)
-        self.reported += 1
-        if model.name in self.WRITES:
-            self.write += units
-        else:
-            self.read += units
-
-    def reset(self) -> None:
-        self.read = self.write = 0.0
-        self.reported = 0
-
-
 class CallTimes:
     """Wall time spent inside AWS calls, per service: how much of a step the engine
     (DynamoDB Local, moto's SQS) took, and how much the code around it."""
