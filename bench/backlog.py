@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from bench.common import CallTimes, Capacity, local_stack, put_items, send_bodies, table
+from bench.common import CallTimes, Probe, local_stack, put_items, send_bodies, table
 from devstack.invoke import LocalApi
 from viralspot import bootstrap, intake, sweeper
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX, job_to_item
@@ -111,7 +111,7 @@ def main() -> None:
 
     with local_stack(dynamodb_local=not args.moto) as (emulator, stack, calls):
         ctx = bootstrap.context()
-        capacity = Capacity().install(ctx.jobs.client)
+        capacity = Probe().attach(ctx.jobs.client)
         times = CallTimes().install(ctx.jobs.client).install(ctx.dispatcher.client)
         dynamodb, sqs = emulator.client("dynamodb"), emulator.client("sqs")
         refs = stack.refs
@@ -155,8 +155,8 @@ def main() -> None:
                 "sent_high": sent["HighQueue"],
                 "sent_low": sent["LowQueue"],
                 "dynamodb": calls.of("dynamodb"),
-                "read": capacity.read,
-                "write": capacity.write,
+                "read": capacity.rru,
+                "write": capacity.wru,
                 "ms": wall,
                 "dynamodb_ms": times.ms["dynamodb"],
                 "sqs_ms": times.ms["sqs"],
@@ -311,8 +311,8 @@ def main() -> None:
                     what,
                     calls.of("dynamodb"),
                     calls.of("sqs"),
-                    f"{capacity.read:.1f}",
-                    f"{capacity.write:.1f}",
+                    f"{capacity.rru:.1f}",
+                    f"{capacity.wru:.1f}",
                     f"{wall:.0f}",
                     f"{times.ms['dynamodb']:.0f}",
                     f"{times.ms['sqs']:.0f}",

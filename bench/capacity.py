@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bench.common import Probe, fan_out_attributed, local_stack, table
+from bench.common import Probe, fan_out_attributed, local_stack, put_items, table
 from bench.cost import MEMORY_GB, PRICES
 from bench.seed_baseline import SeedIntake
 from devstack import dynamodb_local as ddbl
@@ -66,7 +66,6 @@ from viralspot.sharding import INDEX_SHARDS, sharded
 
 API_FUNCTION = "RequestProfileFunction"
 PATHS = ("new", "duplicate", "processed", "status", "queue-status", "bulk")
-BATCH = 25
 
 
 @dataclass
@@ -189,14 +188,7 @@ class Project:
             at = since + timedelta(milliseconds=i)
             job = new_job(name, Source.FRONTEND, at)
             jobs.append(job.model_copy(update={"dispatched_at": at, "updated_at": at}))
-        for start in range(0, len(jobs), BATCH):
-            chunk = [
-                {"PutRequest": {"Item": serialize(job_to_item(job))}}
-                for job in jobs[start : start + BATCH]
-            ]
-            request: dict[str, Any] = {self.jobs_table: chunk}
-            while request:
-                request = self.raw.batch_write_item(RequestItems=request).get("UnprocessedItems")
+        put_items(self.raw, self.jobs_table, [job_to_item(job) for job in jobs])
         totals: Counter[str] = Counter()
         for job in jobs:
             totals.update(transition(None, job))

@@ -7,6 +7,7 @@ Run benchmarks from the repository root as `make bench` does
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import threading
@@ -126,13 +127,22 @@ WRITE_OPERATIONS = frozenset(
 )
 
 # The request thread a fanned-out call is made for (set inside pool tasks by
-# fan_out_attributed; unset on a request's own thread).
+# fan_out_attributed; unset on a request's own thread), and each thread's own token:
+# not threading.get_ident(), which a thread started after another ended may reuse.
 _attribution = threading.local()
+_tokens = itertools.count()
+
+
+def _me() -> int:
+    token: int | None = getattr(_attribution, "me", None)
+    if token is None:
+        token = _attribution.me = next(_tokens)
+    return token
 
 
 def _root() -> int:
     root: int | None = getattr(_attribution, "root", None)
-    return root if root is not None else threading.get_ident()
+    return root if root is not None else _me()
 
 
 @contextmanager
@@ -213,7 +223,7 @@ class Probe:
             if service == "dynamodb" and operation in WRITE_OPERATIONS:
                 self.writes += 1
             if attributed is None:
-                me = threading.get_ident()
+                me = _me()
                 self._own[me] += 1
                 self._in_fan_out[me] = False
             elif not self._in_fan_out.get(attributed):
@@ -343,48 +353,6 @@ def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> None:
         failed = client.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
         if failed:
             raise RuntimeError(f"seeding {queue_url}: {failed}")
-
-
-@dataclass
-class Capacity:
-    """DynamoDB's own ConsumedCapacity for every call of a client: a
-    before-parameter-build hook asks for it (ReturnConsumedCapacity=TOTAL), an
-    after-call hook adds it up, as read or write units by operation. Real figures on
-    DynamoDB Local; moto does not report them."""
-
-    read: float = 0.0
-    write: float = 0.0
-    reported: int = 0
-
-    READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
-    WRITES = frozenset(
-        {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-    )
-
-    def install(self, client: Any) -> Capacity:
-        client.meta.events.register("before-parameter-build.dynamodb.*", self._ask)
-        client.meta.events.register("after-call.dynamodb.*", self._add)
-        return self
-
-    def _ask(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in self.READS | self.WRITES:
-            params.setdefault("ReturnConsumedCapacity", "TOTAL")
-
-    def _add(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
-        consumed = (parsed or {}).get("ConsumedCapacity")
-        if not consumed or model is None:
-            return
-        entries = consumed if isinstance(consumed, list) else [consumed]
-        units = sum(float(e.get("CapacityUnits", 0) or 0) for e in entries)
-        self.reported += 1
-        if model.name in self.WRITES:
-            self.write += units
-        else:
-            self.read += units
-
-    def reset(self) -> None:
-        self.read = self.write = 0.0
-        self.reported = 0
 
 
 class CallTimes:

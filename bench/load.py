@@ -10,13 +10,13 @@ the API function's handler, the embedded moto server), then `--clients` threads
 with keep-alive HTTP connections send POST /api/profile/{username}/request for
 usernames drawn at random from `--usernames` (so most requests are duplicates,
 many of them concurrent), until `--requests` are answered or `--max-seconds`
-pass. One username in five asks as source=api (MEDIUM, low queue), the others
+pass. One username in five asks as source=api (MEDIUM, medium queue), the others
 as frontend (HIGH, high queue), always the same source per username, so no
 request raises a waiting job's priority and messages must equal jobs.
 
-Afterwards, read straight from the emulator: Jobs items must equal the distinct
-usernames requested, and messages across the high and low queues must equal
-the jobs (no worker runs, so nothing is consumed).
+Afterwards, read straight from the emulator: job items (the Jobs table's queue
+counters left out) must equal the distinct usernames requested, and messages
+across the queues must equal the jobs (no worker runs, so nothing is consumed).
 
 The local stack runs the API function in up to `--api-concurrency` containers
 (devstack.containers: one process each, one invocation at a time, as Lambda
@@ -50,6 +50,7 @@ import boto3
 from bench.common import table
 from devstack.emulator import REGION
 from devstack.template import load_template
+from viralspot.adapters.dynamo_jobs import STATS_PREFIX
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,8 +162,8 @@ def resource_names() -> tuple[str, list[str], list[str]]:
     template = load_template()
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     jobs = env["JOBS_TABLE"]["Ref"]
-    queues = [env["HIGH_QUEUE_URL"]["Ref"], env["LOW_QUEUE_URL"]["Ref"]]
-    dlqs = [env["HIGH_DLQ_URL"]["Ref"], env["LOW_DLQ_URL"]["Ref"]]
+    queues = [env[f"{p}_QUEUE_URL"]["Ref"] for p in ("HIGH", "MEDIUM", "LOW")]
+    dlqs = [env[f"{p}_DLQ_URL"]["Ref"] for p in ("HIGH", "MEDIUM", "LOW")]
     return jobs, queues, dlqs
 
 
@@ -178,7 +179,13 @@ def emulator_client(service: str, port: int) -> Any:
 
 def count_jobs(dynamodb: Any, table_name: str) -> int:
     total = 0
-    kwargs: dict[str, Any] = {"TableName": table_name, "Select": "COUNT"}
+    # The queue counters live in the same table under keys no username can take.
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "Select": "COUNT",
+        "FilterExpression": "NOT begins_with(username, :counters)",
+        "ExpressionAttributeValues": {":counters": {"S": STATS_PREFIX}},
+    }
     while True:
         page = dynamodb.scan(**kwargs)
         total += int(page["Count"])
@@ -331,7 +338,7 @@ def main() -> None:
         ["distinct usernames requested", distinct, ""],
         ["Jobs items", jobs, "OK: == distinct usernames" if jobs == distinct else "MISMATCH"],
         [
-            "messages in high + low queues",
+            "messages in the high, medium and low queues",
             messages,
             "OK: == jobs" if messages == jobs else "MISMATCH",
         ],

@@ -38,9 +38,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench.common import Calls, local_stack, table
+from bench.common import Calls, local_stack, put_items, table
 from bench.seed_baseline import SeedIntake, now_iso
-from bench.sweeper import load
 from devstack.emulator import REGION, Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
@@ -377,7 +376,7 @@ def run_history(
     rows = []
     for level in levels:
         names = [f"done_{i}" for i in range(loaded, level)]
-        load(
+        put_items(
             loader,
             stack.refs["JobsTable"],
             [job_to_item(completed(new_job(n, Source.API, past), past)) for n in names],
