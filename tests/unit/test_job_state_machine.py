@@ -1,24 +1,56 @@
-"""The Jobs lifecycle as a state machine: the real services on in-memory fakes.
+"""The Jobs lifecycle as a state machine: the real services on in-memory fakes,
+with the faults of issue 14 injected (DESIGN.md "Systemic faults pause", "One
+answer", "The sweeper repairs").
 
-`viralspot.intake.request_profile`, `viralspot.pipeline.Worker` and
-`viralspot.sweeper.sweep` run unchanged over the fakes of tests/fakes (which keep
-the DynamoDB adapters' conditions), an SQS-like queue with at-least-once delivery
-and a dead-letter queue, a scripted provider and a clock that only the rules move.
-Hypothesis interleaves requests, deliveries (success, transient and permanent
-provider failures, a worker dying at three points, a worker stalling past its
-lease while another copy of the message runs), duplicate deliveries of old
-messages, clock jumps from a second to eight days, and sweeps, with SQS sends
-failing now and then.
+`viralspot.intake.request_profile` (every source, and discovery as the worker
+wires it), `viralspot.pipeline.Worker`, `viralspot.sweeper.sweep` and
+`viralspot.progress.get_status` run unchanged over the fakes of tests/fakes (which
+keep the DynamoDB adapters' conditions; the last test below holds them to it), an
+SQS-like queue with at-least-once delivery and a dead-letter queue, a provider with
+the quirks of a real one (its own spelling of a name, similar accounts under names
+that are not normalised or not valid, new reels between two fetches) and a clock
+that only the rules move. Hypothesis interleaves:
+
+- requests from every source, some racing a sweep between their read and their
+  write, some dying after one of their writes;
+- deliveries that succeed, fail (transient, permanent), stall past their lease
+  while another copy of the message runs (lease expiry during the provider call),
+  or die after any one of the worker's writes; duplicate and late deliveries of
+  old messages;
+- a write's answer lost after the write succeeded (the claim, the completion, a
+  sweeper's replace), then retried as botocore retries it;
+- the provider's key missing then restored, the provider down then back;
+- MaxAttempts lowered while jobs wait; clock jumps from a second to eight days;
+  sweeps, some dying after a write, with SQS sends failing now and then.
+
+TransactionConflict is not injected here: the adapters retry it in place
+(`aws.retry_conflicts`), so at this level a conflict is a write that happens a
+little later, which is no step at all; tests/integration/test_conflicts.py meets
+every write with one.
 
 After every step:
-- at most one live claim per username, whatever the request_id;
-- attempts never above max_attempts (and nothing PENDING or awaiting a retry that
-  could never be claimed again);
-- no promise broken: a `queued: true` answer's job is still the username's job
-  until it has COMPLETED or FAILED for good, and only then replaced;
-- a COMPLETED job's profile is stored as primary, with its reels.
-And at the end (and whenever `settle` runs): once time passes and the sweeper and
-the queue are left to work, every job is COMPLETED or FAILED for good.
+- status and a new request agree: the status route says what `lifecycle.standing`
+  (the intake's own decision) says, and a request is answered as its status said
+  just before (in queue with the same request_id, processed, failed, new);
+- every stored key (job, profile, reel, similar, discovered job) is a normalised
+  name; a COMPLETED job's profile is stored under its name with exactly the reels
+  its statistics describe; a person's job asks for a person's depth, and once a
+  person's analysis is stored, crawling never thins it;
+- nothing visible happens twice: no job completes twice, the sweeper never sends a
+  message for a job whose message is waiting in SQS, one live claim per name;
+- no job fails because of a fault that is not its own (the key, the provider) and
+  none fails whose own attempt stored its profile; a delayed job's status says so,
+  and an earlier attempt's error is shown as history;
+- a promise kept: a `queued: true` answer's job stays the name's job until it ends.
+And once the faults stop (`settle`, and at the end): with the key restored and the
+provider up, every accepted name reaches COMPLETED, or FAILED for good with a
+reason, within ten sweeps.
+
+How many examples: 300 runs of up to 50 steps (about 35 s on one core). Each fix of
+issue 14, reverted alone, was found within the first 150 examples in repeated
+runs (tests/unit/test_lifecycle.py has the focused test of each); twice that
+leaves margin for the rarer interleavings (a raise racing a retry, MaxAttempts
+lowered under a twice-failed job).
 """
 
 from __future__ import annotations
@@ -26,7 +58,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,21 +75,25 @@ from hypothesis.stateful import (
 )
 
 from devstack.template import Stack
-from tests.fakes.memory import SteppableClock
+from tests.fakes.memory import RecordingDispatcher, SteppableClock
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryWorkerJobStore
-from viralspot import intake, sweeper
+from tests.fakes.provider import KEY_MISSING, PROVIDER_DOWN, FakeProvider
+from tests.fakes.system import System
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
 from viralspot.errors import (
     DispatchFailed,
     ErrorKind,
+    InvalidInput,
     ProfileNotFound,
     ProviderTransient,
+    StorageUnavailable,
 )
 from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import (
+    Analysis,
     Job,
     JobMessage,
     JobStatus,
@@ -67,82 +103,130 @@ from viralspot.jobs import (
     completed,
     failed,
     new_job,
+    priority_for,
     raised_for,
 )
-from viralspot.pipeline import PipelinePolicy, Result, Worker
+from viralspot.lifecycle import Standing
+from viralspot.pipeline import PipelinePolicy, Result
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProviderProfile, ProviderReel
+from viralspot.sweeper import LEASE_EXPIRED, SweepPolicy
+from viralspot.usernames import normalise_username
 
 USERNAMES = ("alpha", "beta", "gamma")
-# Two, not the template's three: the machine reaches "attempts used up" in fewer
-# steps, and nothing in the rules depends on the number.
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = 3
+# The operator lowers MaxAttempts while jobs wait: to 1, so that any job with a
+# failed attempt behind it is left unclaimable.
+LOWERED_MAX_ATTEMPTS = 1
 LEASE = timedelta(seconds=240)
-REELS = 3
+PERSON_REELS = 4  # ReelsTarget, small: the model counts reels, not analytics
+CRAWL_REELS = 2  # LowPriorityReelsTarget
 SQS_MAX_RECEIVES = 3  # the template's maxReceiveCount: then the dead-letter queue
+PERSONS = frozenset(source for source in Source if source is not Source.CRAWLER)
+# Weighted by repetition: hypothesis samples uniformly.
 OUTCOMES = (
     "success",
+    "success",
+    "transient",
     "transient",
     "permanent",
-    "crash_fetch",  # the worker dies while calling the provider
-    "crash_content",  # ... after writing the reels
-    "crash_primary",  # ... after writing the profile, before completing the job
+    "permanent",
     "stall",  # hangs past its lease; another copy of the message runs meanwhile
+    "crash",  # the process dies right after one of the worker's writes
+    "crash",
+    "storage",  # DynamoDB fails the first write of the run
+    "impostor",  # the provider answers about another account
 )
+# Every write a worker makes, in order ("create" is discovery's, through the intake);
+# those after the profile is stored twice, as the interesting deaths.
+WORKER_WRITES = (
+    "claim",
+    "put_reels",
+    "remove_other_reels",
+    "put_primary",
+    "put_primary",
+    "put_secondaries",
+    "put_secondaries",
+    "create",
+    "create",
+    "finish",
+)
+INTAKE_WRITES = ("create", "mark_dispatched", "raise_priority")
+SWEEPER_WRITES = ("replace", "finish", "mark_dispatched")
 CLOCK_STEPS = (1, 30, 61, 239, 241, 301, 900, 1801, 3600, 4 * 3600, 8 * 86400)
+# The provider's quirks, as a real one has them.
+SPELLING = {"gamma": "Gamma"}  # its own spelling of the account's name
+SIMILAR = {
+    "alpha": ["Beta", "beta", "not valid!"],
+    "beta": ["@GAMMA"],
+    "gamma": ["alpha", "x" * 31],
+}
 
 
 class Crash(BaseException):  # a death, not an error: no `except Exception` stops it
-    """The worker's process dies here (timeout, out of memory): nothing after runs."""
-
-
-def _similar_of(username: str) -> str:
-    return USERNAMES[(USERNAMES.index(username) + 1) % len(USERNAMES)]
-
-
-class ScriptedProvider:
-    """Fails or succeeds as the next scripted step says; crawls one similar profile."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.script: list[str] = []
-        self.on_stall: Callable[[str], None] = lambda _: None
-
-    def fetch_profile(self, username: str) -> ProviderProfile:
-        step = self.script.pop(0) if self.script else "success"
-        if step == "transient":
-            raise ProviderTransient("429 rate limited (scripted)")
-        if step == "permanent":
-            raise ProfileNotFound(f"{username} does not exist (scripted)")
-        if step == "crash_fetch":
-            raise Crash("died while fetching")
-        if step == "stall":
-            self.on_stall(username)
-        return ProviderProfile(username=username, full_name=username.title(), followers_count=1000)
-
-    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
-        base = SteppableClock()()
-        return [
-            ProviderReel(
-                shortcode=f"{username}-{i}",
-                taken_at=base - timedelta(days=i),
-                view_count=1000 * (i + 1),
-                like_count=10,
-                comment_count=1,
-                url=f"https://www.instagram.com/reel/{username}-{i}/",
-            )
-            for i in range(REELS)
-        ]
-
-    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
-        return [ProviderProfile(username=_similar_of(username))][:limit]
+    """The process dies here (timeout, out of memory): nothing after runs."""
 
 
 @dataclass
 class Faults:
-    crash_at: str | None = None
+    """What the next write does: the process dies right after it (`crash_after`),
+    its answer is lost after it succeeded and the call is retried (`lose`), or
+    DynamoDB refuses it (`storage`, the worker's reels)."""
+
+    crash_after: str | None = None
+    lose: str | None = None
+    storage: bool = False
+
+    def clear(self) -> None:
+        self.crash_after = None
+        self.lose = None
+        self.storage = False
+
+    def after(self, write: str) -> None:
+        if self.crash_after == write:
+            self.crash_after = None
+            raise Crash(f"died after {write}")
+
+    def lost(self, write: str) -> bool:
+        if self.lose == write:
+            self.lose = None
+            return True
+        return False
+
+
+class ScriptedProvider(FakeProvider):
+    """The fake provider with the quirks above, new reels every day, and a script for
+    the next delivery (transient, permanent, stall)."""
+
+    name = "scripted"
+
+    def __init__(self, clock: SteppableClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.start = clock()
+        self.spelling = dict(SPELLING)
+        self.similar = {name: list(found) for name, found in SIMILAR.items()}
+        self.script: list[str] = []
+        self.on_stall: Callable[[str], None] = lambda _: None
+
+    def fetch_profile(self, username: str) -> ProviderProfile:
+        self._systemic()
+        step = self.script.pop(0) if self.script else "success"
+        if step == "impostor":
+            other = f"{username}_fan"
+            return ProviderProfile(username=other, full_name=other.title(), followers_count=1)
+        if step == "transient":
+            raise ProviderTransient("429 rate limited (scripted)")
+        if step == "permanent":
+            raise ProfileNotFound(f"{username} does not exist (scripted)")
+        if step == "stall":
+            self.on_stall(username)
+        return super().fetch_profile(username)
+
+    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
+        self.new_since[username] = (self.clock() - self.start).days  # one new reel a day
+        return super().fetch_reels(username, target)
 
 
 class CrashingContent(MemoryContent):
@@ -158,10 +242,16 @@ class CrashingContent(MemoryContent):
         *,
         profile: FeedProfile,
     ) -> None:
+        if self.faults.storage:
+            self.faults.storage = False
+            raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
         super().put_reels(username, reels, data_source, profile=profile)
-        if self.faults.crash_at == "crash_content":
-            self.faults.crash_at = None
-            raise Crash("died after writing the reels")
+        self.faults.after("put_reels")
+
+    def remove_other_reels(self, username: str, keep: set[str]) -> int:
+        removed = super().remove_other_reels(username, keep)
+        self.faults.after("remove_other_reels")
+        return removed
 
 
 class CrashingProfiles(MemoryProfileStore):
@@ -171,20 +261,33 @@ class CrashingProfiles(MemoryProfileStore):
 
     def put_primary(self, profile: Profile) -> None:
         super().put_primary(profile)
-        if self.faults.crash_at == "crash_primary":
-            self.faults.crash_at = None
-            raise Crash("died after writing the profile")
+        self.faults.after("put_primary")
+
+    def put_secondaries(self, profiles: Sequence[Profile]) -> int:
+        written = super().put_secondaries(profiles)
+        self.faults.after("put_secondaries")
+        return written
 
 
 class WatchedJobStore(MemoryWorkerJobStore):
-    """Records live claims and replaced jobs, to check the invariants against."""
+    """The Jobs table with faults after its writes, and a record of what happened
+    (live claims, replaced jobs, completions) to check the invariants against."""
 
-    def __init__(self, profiles: MemoryProfileStore, clock: SteppableClock) -> None:
+    def __init__(self, profiles: MemoryProfileStore, clock: SteppableClock, faults: Faults) -> None:
         super().__init__(profiles)
         self.clock = clock
+        self.faults = faults
         self.live: dict[str, Job] = {}  # username -> the claim its worker still holds
         self.replaced: list[Job] = []
+        self.completions: Counter[tuple[str, str]] = Counter()
         self.violations: list[str] = []
+
+    def _store(self, before: Job | None, after: Job) -> None:
+        super()._store(before, after)
+        if after.status is JobStatus.COMPLETED and (
+            before is None or before.status is not JobStatus.COMPLETED
+        ):
+            self.completions[after.username, after.request_id] += 1
 
     def create(
         self, job: Job, guard: ProfileGuard, *, recent_before: datetime, stale_before: datetime
@@ -195,6 +298,17 @@ class WatchedJobStore(MemoryWorkerJobStore):
             self.replaced.append(before)
             if not (before.status is JobStatus.COMPLETED or before.failed_for_good):
                 self.violations.append(f"replaced an unfinished job: {before}")
+        self.faults.after("create")
+
+    def mark_dispatched(self, job: Job, now: datetime) -> Job | None:
+        sent = super().mark_dispatched(job, now)
+        self.faults.after("mark_dispatched")
+        return sent
+
+    def raise_priority(self, job: Job, raised: Job) -> bool:
+        done = super().raise_priority(job, raised)
+        self.faults.after("raise_priority")
+        return done
 
     def claim(
         self,
@@ -206,14 +320,23 @@ class WatchedJobStore(MemoryWorkerJobStore):
         max_attempts: int,
         lease_id: str,
     ) -> Job | None:
-        claimed = super().claim(
-            username,
-            request_id,
-            now=now,
-            lease_until=lease_until,
-            max_attempts=max_attempts,
-            lease_id=lease_id,
-        )
+        def attempt() -> Job | None:
+            return super(WatchedJobStore, self).claim(
+                username,
+                request_id,
+                now=now,
+                lease_until=lease_until,
+                max_attempts=max_attempts,
+                lease_id=lease_id,
+            )
+
+        claimed = attempt()
+        if claimed is not None and self.faults.lost("claim"):
+            # The claim succeeded, its answer was lost, botocore sends it again: the
+            # second try meets our own lease and must take it as ours.
+            claimed = attempt()
+            if claimed is None:
+                self.violations.append(f"{username}: a claim did not recognise its own lease")
         if claimed is not None:
             held = self.live.get(username)
             if held is not None and held.lease_until is not None and held.lease_until >= now:
@@ -221,12 +344,23 @@ class WatchedJobStore(MemoryWorkerJobStore):
                     f"{username}: claimed {request_id} while {held.request_id} holds a live lease"
                 )
             self.live[username] = claimed
+        self.faults.after("claim")
         return claimed
 
     def finish(self, claimed: Job, outcome: Job) -> bool:
         done = super().finish(claimed, outcome)
         if done and self.live.get(claimed.username) == claimed:
             del self.live[claimed.username]
+        if done and self.faults.lost("finish"):
+            done = super().finish(claimed, outcome)  # the retry meets its own write
+        self.faults.after("finish")
+        return done
+
+    def replace(self, expected: Job, new: Job) -> bool:
+        done = super().replace(expected, new)
+        if done and self.faults.lost("replace"):
+            done = super().replace(expected, new)
+        self.faults.after("replace")
         return done
 
 
@@ -236,20 +370,31 @@ class Message:
     receives: int = 0
 
 
-class Queue:
-    """Both SQS queues as one bag (order is not guaranteed anyway): a `Dispatcher`."""
+class Queue(RecordingDispatcher):
+    """Every SQS queue as one bag (order is not guaranteed anyway), and the dead
+    letters: a `Dispatcher`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.messages: list[Message] = []
         self.dead: list[Message] = []
-        self.fail = False
-        self.sent = 0
 
     def dispatch(self, job: Job) -> None:
         if self.fail:
             raise DispatchFailed(f"send {job.username}: injected outage")
+        super().dispatch(job)
         self.messages.append(Message(JobMessage.of(job).model_dump_json()))
-        self.sent += 1
+
+
+def _reels_for(analysis: Analysis | None) -> int:
+    return CRAWL_REELS if analysis is Analysis.CRAWL else PERSON_REELS
+
+
+def _normalised(name: str) -> bool:
+    try:
+        return normalise_username(name) == name
+    except InvalidInput:
+        return False
 
 
 class JobLifecycle(RuleBasedStateMachine):
@@ -257,47 +402,40 @@ class JobLifecycle(RuleBasedStateMachine):
     def build(self) -> None:
         self.clock = SteppableClock()
         self.faults = Faults()
-        self.profiles = CrashingProfiles(self.faults)
-        self.content = CrashingContent(self.faults)
-        self.jobs = WatchedJobStore(self.profiles, self.clock)
+        profiles = CrashingProfiles(self.faults)
+        self.jobs = WatchedJobStore(profiles, self.clock, self.faults)
         self.queue = Queue()
-        self.provider = ScriptedProvider()
+        self.provider = ScriptedProvider(self.clock)
         self.provider.on_stall = self._meanwhile
-        self.intake_policy = IntakePolicy(stale_after=timedelta(days=7))
-        self.sweep_policy = sweeper.SweepPolicy(
-            max_attempts=MAX_ATTEMPTS, page_size=2, min_time_left_ms=0
-        )
-        self.worker = Worker(
-            jobs=self.jobs,
-            profiles=self.profiles,
-            content=self.content,
-            provider=self.provider,
-            discover=self._discover,
-            policy=PipelinePolicy(
-                lease=LEASE, max_attempts=MAX_ATTEMPTS, discovery_max_depth=1, discovery_fan_out=1
-            ),
+        self.system = System(
             clock=self.clock,
+            profiles=profiles,
+            content=CrashingContent(self.faults),
+            queue=self.queue,
+            provider=self.provider,
+            pipeline_policy=PipelinePolicy(
+                lease=LEASE,
+                max_attempts=MAX_ATTEMPTS,
+                reels_target=PERSON_REELS,
+                low_priority_reels_target=CRAWL_REELS,
+                discovery_max_depth=1,
+                discovery_fan_out=3,
+            ),
+            sweep_policy=SweepPolicy(max_attempts=MAX_ATTEMPTS, page_size=2, min_time_left_ms=0),
+            intake_policy=IntakePolicy(stale_after=timedelta(days=7)),
+            jobs_store=self.jobs,
         )
+        self.profiles = profiles
+        self.content = self.system.content
         self.promised: list[tuple[str, str]] = []
         self.delivered: list[str] = []
         self.results: list[Result] = []
         self.stalled_over: Result | None = None
+        self.lowered = False
+        # Names whose full analysis a person's job stored: crawling must never thin it.
+        self.persons_analysed: set[str] = set()
 
-    # -- wiring, as bootstrap does it ------------------------------------------------
-
-    def _discover(self, username: str, depth: int, parent: str) -> None:
-        intake.request_profile(
-            username,
-            Source.CRAWLER,
-            jobs=self.jobs,
-            dispatcher=self.queue,
-            policy=self.intake_policy,
-            clock=self.clock,
-            depth=depth,
-            discovered_from=parent,
-            expect=ProfileGuard.SECONDARY,
-            with_position=False,
-        )
+    # -- one delivery ------------------------------------------------------------------
 
     def _meanwhile(self, username: str) -> None:
         """While one worker hangs: its lease runs out and another copy of its message
@@ -306,25 +444,42 @@ class JobLifecycle(RuleBasedStateMachine):
         body = self.delivered[-1]
         self.stalled_over = self._process(Message(body), "success")
 
-    def _process(self, message: Message, outcome: str) -> Result | None:
+    def _process(
+        self,
+        message: Message,
+        outcome: str,
+        crash_after: str | None = None,
+        lose: str | None = None,
+    ) -> Result | None:
         """One delivery, as the SQS event source and the worker's handler treat it."""
         self.delivered.append(message.body)
-        self.faults.crash_at = outcome if outcome.startswith("crash_") else None
-        self.provider.script = [] if outcome == "success" else [outcome]
+        self.faults.crash_after = crash_after if outcome == "crash" else None
+        self.faults.lose = lose
+        self.faults.storage = outcome == "storage"
+        scripted = ("transient", "permanent", "stall", "impostor")
+        self.provider.script = [outcome] if outcome in scripted else []
         before = JobMessage.model_validate_json(message.body)
         self.stalled_over = None
         try:
-            result = self.worker.process(message.body)
-        except Crash:
+            result = self.system.worker.process(
+                message.body, last_delivery=message.receives + 1 >= SQS_MAX_RECEIVES
+            )
+        except (Crash, StorageUnavailable) as died:
             # The record failed: SQS makes it visible again, until maxReceiveCount.
             message.receives += 1
             target = (
                 self.queue.dead if message.receives >= SQS_MAX_RECEIVES else self.queue.messages
             )
             target.append(message)
+            if isinstance(died, StorageUnavailable):
+                # Storage trouble is not the job's: it was given back, uncharged.
+                job = self.jobs.get(before.username)
+                assert job is not None
+                assert job.status is JobStatus.PENDING, job
+                assert job.delay_reason, job
             return None
         finally:
-            self.faults.crash_at = None
+            self.faults.clear()
             self.provider.script = []
         self.results.append(result)
         if outcome == "stall" and self.stalled_over is Result.COMPLETED:
@@ -333,17 +488,20 @@ class JobLifecycle(RuleBasedStateMachine):
         if currently_in_test_context():  # the plain tests below drive the machine too
             event(f"{outcome} -> {result.value}")
         job = self.jobs.get(before.username)
-        expected = {
+        expected: dict[Result, Callable[[Job], bool]] = {
             Result.COMPLETED: lambda j: j.status is JobStatus.COMPLETED,
             Result.RETRY_SCHEDULED: lambda j: j.awaiting_retry,
             Result.FAILED: lambda j: j.failed_for_good,
+            Result.PAUSED: lambda j: j.status is JobStatus.PENDING and bool(j.delay_reason),
+            Result.CLOSED: lambda j: j.failed_for_good,
         }
         if result in expected and outcome != "stall":
             assert job is not None
             assert expected[result](job), (result, job)
-        if result is Result.COMPLETED and outcome == "success":
-            assert job is not None
+        if result is Result.COMPLETED and job is not None:
             assert job.request_id == before.request_id
+            if job.source in PERSONS:
+                self.persons_analysed.add(job.username)
         return result
 
     # -- rules -----------------------------------------------------------------------
@@ -352,92 +510,220 @@ class JobLifecycle(RuleBasedStateMachine):
         username=st.sampled_from(USERNAMES),
         source=st.sampled_from(Source),
         send_fails=st.booleans(),
+        crash_after=st.sampled_from((None, None, None, *INTAKE_WRITES)),
+        racing_sweep=st.booleans(),
     )
-    def request(self, username: str, source: Source, send_fails: bool) -> None:
+    def request(
+        self,
+        username: str,
+        source: Source,
+        send_fails: bool,
+        crash_after: str | None,
+        racing_sweep: bool,
+    ) -> None:
+        before_job = self.jobs.get(username)
+        before = self.system.status(username)
+        if racing_sweep:
+            # The sweeper runs between the request's read and its write.
+            def sweep_in_between(_: str) -> None:
+                self.jobs.after_read = None
+                self.system.sweep()
+
+            self.jobs.after_read = sweep_in_between
+            before_job = before = None  # what the request reads is decided by the race
         self.queue.fail = send_fails
+        self.faults.crash_after = crash_after
         try:
-            answer = intake.request_profile(
-                username,
-                source,
-                jobs=self.jobs,
-                dispatcher=self.queue,
-                policy=self.intake_policy,
-                clock=self.clock,
-            ).answer
+            decision = self.system.request(username, source)
+        except Crash:
+            return  # the API function died: the caller got no answer, nothing was promised
         finally:
             self.queue.fail = False
+            self.faults.clear()
+            self.jobs.after_read = None
+        answer = decision.answer
         job = self.jobs.get(username)
+        profile = self.profiles.get(username)
         if answer.queued:
             assert answer.request_id
             assert job is not None
             assert job.request_id == answer.request_id
-            assert job.is_active or job.awaiting_retry
+            # (After a race the answer is the job as read: the sweep may have ended it.)
+            assert job.is_active or job.awaiting_retry or racing_sweep, job
             self.promised.append((username, answer.request_id))
+            if answer.status in ("pending", "failed") and (
+                job.status is JobStatus.PENDING or job.awaiting_retry
+            ):
+                # A waiting job serves the most urgent of those who asked for it. (One
+                # the request found running could not be raised: its worker owns it.)
+                assert job.priority.rank <= priority_for(source).rank, (source, job)
+                assert answer.priority is job.priority, (answer, job)
         elif answer.skip_reason == "failed":
             # Crawling leaves a person's failed job as the person's answer.
             assert source is Source.CRAWLER
             assert job is not None
             assert job.failed_for_good
-            assert job.source is not Source.CRAWLER
+            assert job.source in PERSONS
+            assert before_job is None or before_job == job
         else:
-            assert answer.skip_reason in ("recently_completed", "already_processed")
-            profile = self.profiles.get(username)
+            assert answer.skip_reason in ("recently_completed", "already_processed"), answer
             assert profile is not None
             assert profile.tier is Tier.PRIMARY
+            if answer.skip_reason == "already_processed" and source in PERSONS:
+                # A person is never answered with a crawl-depth analysis (it is deepened).
+                assert profile.analysis is not Analysis.CRAWL, profile
+        if before is not None:
+            self._check_answer_matches_status(before, decision.answer, source, before_job)
+
+    def _check_answer_matches_status(
+        self, before: Any, answer: Any, source: Source, before_job: Job | None
+    ) -> None:
+        """A request is answered as the status said just before it: status and a new
+        request never contradict each other (DESIGN.md "One answer")."""
+        waiting = before.status in ("pending", "delayed", "processing") or (
+            before.status == "failed" and before.next_retry_at is not None
+        )
+        if waiting:
+            assert answer.queued, (before, answer)
+            assert answer.skip_reason == "already_in_queue", (before, answer)
+            assert answer.request_id == before.request_id, (before, answer)
+        elif before.status == "failed":
+            crawl_kept = source is Source.CRAWLER and before_job is not None
+            crawl_kept = crawl_kept and before_job.source in PERSONS
+            assert answer.skip_reason == ("failed" if crawl_kept else None), (before, answer)
+            if not crawl_kept:
+                assert answer.queued, (before, answer)
+                assert answer.request_id != before.request_id, (before, answer)
+        elif before.status == "not_found":
+            assert answer.queued, (before, answer)
+            assert answer.skip_reason is None, (before, answer)
+        else:
+            assert before.status == "completed", before
+            # Processed: answered from the stored analysis, or queued to refresh a
+            # stale one or to deepen a crawled one for a person.
+            assert answer.skip_reason in ("recently_completed", "already_processed", None)
+            if answer.skip_reason is None:
+                assert answer.profile_type in ("refresh", "upgrade"), (before, answer)
 
     @precondition(lambda self: bool(self.queue.messages))
-    @rule(pick=st.integers(min_value=0, max_value=1_000), outcome=st.sampled_from(OUTCOMES))
-    def deliver(self, pick: int, outcome: str) -> None:
+    @rule(
+        pick=st.integers(min_value=0, max_value=1_000),
+        outcome=st.sampled_from(OUTCOMES),
+        crash_after=st.sampled_from(WORKER_WRITES),
+        lose=st.sampled_from((None, None, "claim", "finish")),
+    )
+    def deliver(self, pick: int, outcome: str, crash_after: str, lose: str | None) -> None:
         message = self.queue.messages.pop(pick % len(self.queue.messages))
-        self._process(message, outcome)
+        self._process(message, outcome, crash_after, lose)
 
     @precondition(lambda self: bool(self.queue.messages))
-    @rule(outcome=st.sampled_from(OUTCOMES))
-    def deliver_oldest(self, outcome: str) -> None:
+    @rule(outcome=st.sampled_from(OUTCOMES), crash_after=st.sampled_from(WORKER_WRITES))
+    def deliver_oldest(self, outcome: str, crash_after: str) -> None:
         """Standard queues are roughly first in, first out (and this doubles the share of
         fresh deliveries against duplicates, which are always possible)."""
-        self._process(self.queue.messages.pop(0), outcome)
+        self._process(self.queue.messages.pop(0), outcome, crash_after)
 
     @precondition(lambda self: bool(self.delivered))
     @rule(pick=st.integers(min_value=0, max_value=1_000), outcome=st.sampled_from(OUTCOMES))
     def deliver_again(self, pick: int, outcome: str) -> None:
-        """At-least-once: an old message arrives once more."""
+        """At-least-once: an old message arrives once more, late."""
         body = self.delivered[pick % len(self.delivered)]
-        self._process(Message(body), outcome)
+        self._process(Message(body), outcome, "finish")
 
     @rule(seconds=st.sampled_from(CLOCK_STEPS))
     def advance(self, seconds: int) -> None:
         self.clock.advance(seconds=seconds)
 
-    @rule(send_fails=st.booleans())
-    def sweep(self, send_fails: bool) -> None:
+    # Faults come and go; weighted so that the system runs healthy most of the time.
+    @rule(missing=st.sampled_from((True, False, False)))
+    def provider_key(self, missing: bool) -> None:
+        """The key parameter deleted (or unreadable, or refused), then put back."""
+        self.provider.key_missing = missing
+
+    @rule(down=st.sampled_from((True, False, False)))
+    def provider_outage(self, down: bool) -> None:
+        self.provider.down = down
+
+    @precondition(lambda self: not self.lowered)
+    @rule()
+    def lower_max_attempts(self) -> None:
+        """The operator lowers MaxAttempts (a parameter update) while jobs wait."""
+        self._lower()
+
+    @precondition(
+        lambda self: (
+            not self.lowered
+            and any(j.status is JobStatus.PENDING and j.attempts for j in self.jobs.all())
+        )
+    )
+    @rule()
+    def lower_max_attempts_under_a_retried_job(self) -> None:
+        """... just when a job that failed before waits for its next attempt, which no
+        claim may then take."""
+        self._lower()
+
+    def _lower(self) -> None:
+        self.lowered = True
+        system = self.system
+        system.pipeline_policy = replace(system.pipeline_policy, max_attempts=LOWERED_MAX_ATTEMPTS)
+        system.sweep_policy = replace(system.sweep_policy, max_attempts=LOWERED_MAX_ATTEMPTS)
+
+    @rule(
+        send_fails=st.booleans(),
+        crash_after=st.sampled_from((None, None, *SWEEPER_WRITES)),
+        lose=st.sampled_from((None, None, "replace", "finish")),
+    )
+    def sweep(self, send_fails: bool, crash_after: str | None, lose: str | None) -> None:
+        before = {job.username: job for job in self.jobs.all()}
+        sent_before = len(self.queue.sent)
         self.queue.fail = send_fails
+        self.faults.crash_after = crash_after
+        self.faults.lose = lose
         try:
-            report = sweeper.sweep(
-                store=self.jobs, dispatcher=self.queue, policy=self.sweep_policy, clock=self.clock
-            )
+            report = self.system.sweep()
+        except Crash:
+            report = None
         finally:
             self.queue.fail = False
-        assert not report.stopped_early
-        if not send_fails:
-            assert report.repairs["dispatch_failed"] == 0
+            self.faults.clear()
+        retention = self.system.sweep_policy.message_retention
+        for _, job in self.queue.sent[sent_before:]:
+            # The sweeper repairs, it does not resend: never a second message for a
+            # job whose message waits in SQS.
+            seen = before.get(job.username)
+            assert seen is not None
+            assert not (
+                seen.status is JobStatus.PENDING
+                and seen.request_id == job.request_id
+                and seen.dispatched_at is not None
+                and self.clock() - seen.dispatched_at < retention
+            ), f"sent again: {seen}"
+        if report is not None:
+            assert not report.stopped_early
+            if not send_fails:
+                assert report.repairs["dispatch_failed"] == 0
 
     @rule()
     def settle(self) -> None:
         self._drain()
 
     def _drain(self) -> None:
-        """Leave the system alone: deliver whatever is queued, let time pass, sweep."""
+        """The faults stop (the key is restored, the provider is up) and the system is
+        left alone: deliver whatever is queued, let time pass, sweep."""
+        self.provider.key_missing = False
+        self.provider.down = False
         for _ in range(10):
             while self.queue.messages:
                 self._process(self.queue.messages.pop(0), "success")
             if not self._unfinished():
                 break
             self.clock.advance(minutes=31)  # past any lease, backoff and grace period
-            sweeper.sweep(
-                store=self.jobs, dispatcher=self.queue, policy=self.sweep_policy, clock=self.clock
-            )
+            self.system.sweep()
+            self._check_invariants()
         assert not self._unfinished(), f"stuck: {self._unfinished()}"
+        for job in self.jobs.all():
+            if job.failed_for_good:
+                assert job.error_message, f"failed without a reason: {job}"
         for username, request_id in self.promised:
             job = self.jobs.get(username)
             assert job is not None, f"{username}/{request_id} disappeared"
@@ -463,18 +749,19 @@ class JobLifecycle(RuleBasedStateMachine):
 
     def _check_invariants(self) -> None:
         assert not self.jobs.violations, self.jobs.violations
+        max_attempts = self.system.pipeline_policy.max_attempts
         for job in self.jobs.all():
-            assert 0 <= job.attempts <= MAX_ATTEMPTS, job
-            if job.status is JobStatus.PENDING or job.awaiting_retry:
-                # Otherwise no claim could ever take it again: stuck for ever.
-                assert job.attempts < MAX_ATTEMPTS, job
-            if job.status is JobStatus.PROCESSING:
-                assert job.lease_until is not None, job
-            if job.status is JobStatus.COMPLETED:
-                profile = self.profiles.get(job.username)
-                assert profile is not None, job
-                assert profile.tier is Tier.PRIMARY, (job, profile)
-                assert len(self.content.reels_of(job.username)) == REELS, job
+            self._check_job(job, max_attempts)
+        for username in {*USERNAMES, *(job.username for job in self.jobs.all())}:
+            self._check_answers_agree(username)
+        self._check_keys()
+        for username in self.persons_analysed:
+            profile = self.profiles.get(username)
+            # Crawling never thins a person's analysis (DESIGN.md "One answer").
+            assert profile is not None, username
+            assert profile.analysis is not Analysis.CRAWL, profile
+        twice = [key for key, n in self.jobs.completions.items() if n > 1]
+        assert not twice, f"completed twice: {twice}"
         current = {job.username: job.request_id for job in self.jobs.all()}
         finished = {
             (job.username, job.request_id)
@@ -486,10 +773,91 @@ class JobLifecycle(RuleBasedStateMachine):
                 f"promise {username}/{request_id} broken: job is {self.jobs.get(username)}"
             )
 
+    def _check_job(self, job: Job, max_attempts: int) -> None:
+        assert 0 <= job.attempts <= MAX_ATTEMPTS, job
+        if not self.lowered and (job.status is JobStatus.PENDING or job.awaiting_retry):
+            # Otherwise no claim could ever take it again (the sweeper and the worker
+            # close those, once MaxAttempts is lowered).
+            assert job.attempts < max_attempts, job
+        if job.status is JobStatus.PROCESSING:
+            assert job.lease_until is not None, job
+        if job.source in PERSONS:
+            # A person's job asks for a person's analysis, from the top.
+            assert (job.depth, job.analysis, job.discovered_from) == (0, Analysis.FULL, None), job
+        profile = self.profiles.get(job.username)
+        if job.status is JobStatus.COMPLETED:
+            assert profile is not None, job
+            assert profile.tier is Tier.PRIMARY, (job, profile)
+            assert profile.content_stats is not None
+            # /posts serves exactly the reels the statistics describe.
+            reels = self.content.reels_of(job.username)
+            assert len(reels) == profile.content_stats["total_reels"], (job, profile)
+            assert len(reels) == _reels_for(profile.analysis), (job, profile)
+            if job.source in PERSONS:
+                assert profile.analysis is Analysis.FULL, (job, profile)
+        if profile is not None and profile.tier is Tier.PRIMARY:
+            # The account analysed is the one asked for, not another the provider named.
+            assert profile.full_name == profile.username.title(), profile
+        if job.status is JobStatus.FAILED:
+            # Faults that are not the job's pause it; they never fail it.
+            assert job.error_message not in (KEY_MISSING, PROVIDER_DOWN), job
+            assert job.error_kind is not None, job
+            # A job whose own attempt stored its profile is completed, not failed.
+            stored_by_it = (
+                profile is not None
+                and profile.tier is Tier.PRIMARY
+                and profile.last_scraped_at is not None
+                and job.last_attempt is not None
+                and profile.last_scraped_at >= job.last_attempt
+            )
+            assert not (job.error_message == LEASE_EXPIRED and stored_by_it), (job, profile)
+
+    def _check_answers_agree(self, username: str) -> None:
+        """The status route says what a new request would decide (lifecycle.standing)."""
+        status = self.system.status(username)
+        where = self.system.standing(username)
+        job = self.jobs.get(username)
+        if where is Standing.QUEUED:
+            assert job is not None
+            assert status.request_id == job.request_id, (status, job)
+            assert status.completed is False
+            if job.awaiting_retry:
+                assert status.status == "failed", status
+                assert status.next_retry_at is not None
+            else:
+                assert status.status in ("pending", "delayed", "processing"), status
+                # The error on an active job is an earlier attempt's: history.
+                assert status.error_message is None, status
+                assert status.previous_error == job.error_message, (status, job)
+            if job.status is JobStatus.PENDING and job.delay_reason:
+                assert status.status == "delayed", status
+                assert status.delay_reason == job.delay_reason
+        elif where in (Standing.RECENT, Standing.PROCESSED):
+            assert status.status == "completed", (where, status)
+            assert status.completed is True
+        elif where is Standing.FAILED:
+            assert job is not None
+            assert status.status == "failed", status
+            assert status.next_retry_at is None
+            assert status.request_id == job.request_id
+        else:
+            assert status.status in ("completed", "not_found"), (where, status)
+
+    def _check_keys(self) -> None:
+        """Every key written is the normalised username (DESIGN.md "One answer")."""
+        names = [job.username for job in self.jobs.all()]
+        names += [job.discovered_from for job in self.jobs.all() if job.discovered_from]
+        for profile in self.profiles._items.values():
+            names += [profile.username, *profile.similar_usernames]
+            names += [profile.discovered_from] if profile.discovered_from else []
+        names += [name for name, _ in self.content.items]
+        wrong = sorted({name for name in names if not _normalised(name)})
+        assert not wrong, f"keys not normalised: {wrong}"
+
 
 JobLifecycle.TestCase.settings = settings(
-    max_examples=100,
-    stateful_step_count=40,
+    max_examples=300,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -504,7 +872,7 @@ def test_stalled_worker_loses_its_claim_to_the_redelivered_copy() -> None:
     cannot complete it (otherwise the machine would test less than it claims)."""
     machine = JobLifecycle()
     machine.build()
-    machine.request("alpha", Source.FRONTEND, send_fails=False)
+    machine.request("alpha", Source.FRONTEND, False, None, False)
     message = machine.queue.messages.pop()
     result = machine._process(message, "stall")
     assert result is Result.LOST_CLAIM
@@ -519,8 +887,8 @@ def test_stalled_worker_loses_its_claim_to_the_redelivered_copy() -> None:
 def test_crash_before_storing_leaves_the_job_processing_until_the_sweeper_retries_it() -> None:
     machine = JobLifecycle()
     machine.build()
-    machine.request("alpha", Source.FRONTEND, send_fails=False)
-    assert machine._process(machine.queue.messages.pop(), "crash_fetch") is None
+    machine.request("alpha", Source.FRONTEND, False, None, False)
+    assert machine._process(machine.queue.messages.pop(), "crash", "claim") is None
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.PROCESSING
@@ -528,27 +896,28 @@ def test_crash_before_storing_leaves_the_job_processing_until_the_sweeper_retrie
     machine.deliver_again(0, "success")  # the lease is live: the copy is dropped
     assert machine.results[-1] is Result.NOT_CLAIMED
     machine.advance(241)
-    machine.sweep(send_fails=False)
+    machine.sweep(False, None, None)
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.awaiting_retry
-    assert job.error_message == sweeper.LEASE_EXPIRED
+    assert job.error_message == LEASE_EXPIRED
     machine.teardown()
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
 
 
-def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it() -> None:
+@pytest.mark.parametrize("write", ["put_primary", "put_secondaries", "create"])
+def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it(write: str) -> None:
     """The attempt died after its analysis was stored: the sweeper completes the job,
     as a new request would answer already processed (DESIGN.md "One answer")."""
     machine = JobLifecycle()
     machine.build()
-    machine.request("alpha", Source.FRONTEND, send_fails=False)
-    assert machine._process(machine.queue.messages.pop(), "crash_primary") is None
+    machine.request("alpha", Source.FRONTEND, False, None, False)
+    assert machine._process(machine.queue.messages.pop(), "crash", write) is None
     machine.queue.messages.clear()
     machine.advance(241)
-    machine.sweep(send_fails=False)
+    machine.sweep(False, None, None)
     job = machine.jobs.get("alpha")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
@@ -556,22 +925,50 @@ def test_a_crash_after_storing_the_profile_completes_the_job_not_fails_it() -> N
     machine.teardown()
 
 
-@pytest.mark.parametrize("outcome", ["transient", "crash_fetch"])
+def test_the_faults_the_machine_injects_take_effect() -> None:
+    """Each injected fault really happens where the machine says it does."""
+    machine = JobLifecycle()
+    machine.build()
+    machine.provider_key(True)
+    machine.request("gamma", Source.API, False, None, False)
+    assert machine._process(machine.queue.messages.pop(), "success") is Result.PAUSED
+    assert machine.system.status("gamma").status == "delayed"
+    machine.provider_key(False)
+    machine.provider_outage(True)
+    machine.advance(301)
+    machine.sweep(False, None, None)
+    assert machine._process(machine.queue.messages.pop(), "success") is Result.PAUSED
+    machine.provider_outage(False)
+    machine.advance(301)
+    machine.sweep(False, None, None)
+    # A lost answer to the claim: botocore's retry meets our own lease.
+    assert machine._process(machine.queue.messages.pop(), "success", lose="claim") is (
+        Result.COMPLETED
+    )
+    assert machine.jobs.get("gamma").attempts == 1  # type: ignore[union-attr]
+    # The provider's spelling and its similar names are stored normalised.
+    assert machine.profiles.get("gamma") is not None
+    assert machine.jobs.get("alpha") is not None  # discovered as "alpha"
+    assert machine.jobs.get("alpha").source is Source.CRAWLER  # type: ignore[union-attr]
+    machine.teardown()
+
+
+@pytest.mark.parametrize("outcome", ["transient", "crash"])
 def test_three_failed_attempts_fail_for_good(outcome: str) -> None:
     machine = JobLifecycle()
     machine.build()
-    machine.request("beta", Source.API, send_fails=False)
+    machine.request("beta", Source.API, False, None, False)
     for _ in range(MAX_ATTEMPTS):
         message = machine.queue.messages.pop() if machine.queue.messages else None
         if message is None:
             machine.advance(1801)
-            machine.sweep(send_fails=False)
+            machine.sweep(False, None, None)
             message = machine.queue.messages.pop()
-        machine._process(message, outcome)
-        if outcome == "crash_fetch":
+        machine._process(message, outcome, "claim")
+        if outcome == "crash":
             machine.queue.messages.clear()  # the copies arrive while the lease is live
             machine.advance(241)
-            machine.sweep(send_fails=False)
+            machine.sweep(False, None, None)
     job = machine.jobs.get("beta")
     assert job is not None
     assert job.attempts == MAX_ATTEMPTS
@@ -599,7 +996,7 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
         except IntakeBlocked as blocked:
             return ("blocked", _dump(blocked.job))
         return "created"
-    if op == "claim":
+    if op in ("claim", "reclaim"):
         now = args["now"]
         claimed = store.claim(
             args["name"],
@@ -629,7 +1026,9 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
 def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     """The machine above is only as good as its fake: a random walk of intake, claim,
     finish, replace and sweeper queries, applied to MemoryWorkerJobStore and to
-    DynamoJobStore on the emulator, must give the same answers and leave the same items."""
+    DynamoJobStore on the emulator, must give the same answers and leave the same items.
+    `reclaim` sends an earlier claim again, exactly as botocore retries one whose
+    answer was lost: it must be recognised as that claim's own while it holds."""
     dynamo = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"])
     fake = MemoryWorkerJobStore()
     rng = random.Random(20261128)
@@ -637,6 +1036,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     clock = SteppableClock()
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
+    claim_calls: dict[str, dict[str, Any]] = {}
     seen: list[Job] = []  # versions read earlier: stale ones must fail the conditions
     ops: Counter[str] = Counter()
     outcomes: Counter[tuple[str, bool]] = Counter()
@@ -644,7 +1044,18 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
         now = clock()
         name = rng.choice(names)
         op = rng.choice(
-            ("create", "claim", "claim", "finish", "replace", "due", "mark", "raise", "advance")
+            (
+                "create",
+                "claim",
+                "claim",
+                "reclaim",
+                "finish",
+                "replace",
+                "due",
+                "mark",
+                "raise",
+                "advance",
+            )
         )
         args: dict[str, Any] = {"now": now, "name": name}
         if op == "create":
@@ -654,6 +1065,9 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             fresh = current is not None and rng.random() < 0.8
             args["request_id"] = current.request_id if current and fresh else "0123456789ab"
             args["lease_id"] = f"lease{step}"
+            claim_calls[name] = args
+        elif op == "reclaim" and name in claim_calls:
+            args = claim_calls[name]
         elif op == "finish" and name in claims:
             claimed = args["claimed"] = claims[name]
             args["outcome"] = (
@@ -693,7 +1107,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             answer_dynamo == "created" if op == "create" else answer_dynamo not in (None, False, [])
         )
         outcomes[op, done] += 1
-        if op == "claim" and answer_dynamo is not None:
+        if op in ("claim", "reclaim") and answer_dynamo is not None:
             claims[name] = Job.model_validate(answer_dynamo)
         stored = dynamo.get(name)
         assert _dump(fake.get(name)) == _dump(stored), f"step {step} {op}: {name}"
@@ -702,4 +1116,4 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     for name in names:
         assert _dump(fake.get(name)) == _dump(dynamo.get(name)), name
     # The walk exercised every call, and each condition both ways.
-    assert len(outcomes) == 2 * len(ops) == 14, outcomes
+    assert len(outcomes) == 2 * len(ops) == 16, outcomes

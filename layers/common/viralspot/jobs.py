@@ -285,6 +285,24 @@ def reopened(job: Job, now: datetime) -> Job:
     )
 
 
+def closed(job: Job, now: datetime) -> Job:
+    """A waiting job no claim can take (its attempts reached MaxAttempts, lowered
+    meanwhile): FAILED for good with its last error, as if its last attempt had
+    failed, so it ends with a reason and a kind like every exhausted job."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "next_retry_at": None,
+            "error_message": job.error_message or "attempts used up (MaxAttempts)",
+            "error_kind": job.error_kind or ErrorKind.TRANSIENT,
+            "lease_until": None,
+            "lease_id": None,
+            "delay_reason": None,
+            "updated_at": now,
+        }
+    )
+
+
 def retry_delay(attempts: int, cap_minutes: int = 30, base_seconds: float = 60) -> timedelta:
     """Exponential backoff after `attempts` failed attempts: 2^attempts minutes, capped.
     `base_seconds` rescales the unit (a minute in production; seconds for demos)."""

@@ -31,6 +31,7 @@ from viralspot.jobs import (
     Job,
     JobMessage,
     JobStatus,
+    closed,
     completed,
     failed,
     new_lease_id,
@@ -120,9 +121,10 @@ class Worker:
             # redeliver the message. On its last delivery the message goes to the
             # dead-letter queue, so the job records that and the sweeper sends it anew.
             reason = (
-                f"its message was dead-lettered after a storage failure ({exc})"
+                f"waiting for the sweeper to send it again: its message was dead-lettered"
+                f" after a storage failure ({exc})"
                 if last_delivery
-                else f"storage was unavailable ({exc})"
+                else f"waiting for storage to be available ({exc})"
             )
             self._give_back(job, reason)
             raise
@@ -136,15 +138,7 @@ class Worker:
             or job.attempts < self.policy.max_attempts
         ):
             return Result.NOT_CLAIMED
-        final = job.model_copy(
-            update={
-                "status": JobStatus.FAILED,
-                "next_retry_at": None,
-                "error_message": job.error_message or "attempts used up",
-                "updated_at": self.clock(),
-            }
-        )
-        if self.jobs.replace(job, final):
+        if self.jobs.replace(job, closed(job, self.clock())):
             logger.warning("exhausted job closed", extra=_about(job, attempts=job.attempts))
             return Result.CLOSED
         return Result.NOT_CLAIMED

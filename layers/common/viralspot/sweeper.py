@@ -32,7 +32,7 @@ from aws_lambda_powertools import Logger
 
 from viralspot.clock import Clock
 from viralspot.errors import DispatchFailed, ErrorKind, ViralSpotError
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, completed, failed
+from viralspot.jobs import Job, JobStatus, Priority, SweepKind, closed, completed, failed
 from viralspot.ports import Dispatcher
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import QueueFacts, Sample
@@ -214,14 +214,7 @@ def _send_again(
     if job.attempts >= policy.max_attempts:
         # Its attempts were used up (MaxAttempts lowered meanwhile): no claim can take
         # it, so it is closed with its last error rather than block the name.
-        final = job.model_copy(
-            update={
-                "status": JobStatus.FAILED,
-                "next_retry_at": None,
-                "error_message": job.error_message or "attempts used up",
-                "updated_at": clock(),
-            }
-        )
+        final = closed(job, clock())
         return Repair.FAILED_FOR_GOOD if store.replace(job, final) else Repair.RACE_LOST
     return redispatch(job, store, dispatcher, clock)
 
@@ -233,7 +226,7 @@ def _retry(
     if job.attempts >= policy.max_attempts:
         # MaxAttempts was lowered after this retry was scheduled: as PENDING it could
         # never be claimed, so close it now with its last error.
-        final = job.model_copy(update={"next_retry_at": None, "updated_at": now})
+        final = closed(job, now)
         return Repair.FAILED_FOR_GOOD if store.replace(job, final) else Repair.RACE_LOST
     pending = job.model_copy(
         update={
