@@ -54,6 +54,7 @@ from bench.seed_baseline import SeedIntake
 from devstack import dynamodb_local as ddbl
 from devstack.invoke import LocalApi
 from devstack.template import Stack
+from viralspot import intake
 from viralspot.adapters import aws, dynamo_jobs
 from viralspot.adapters.codec import serialize
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX, job_to_item
@@ -654,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         levels: list[Level] = []
         loaded = 0
         since = utc_now() - timedelta(days=1)
-        with fan_out_attributed(dynamo_jobs._fan_out()):
+        with fan_out_attributed(dynamo_jobs._fan_out()), fan_out_attributed(intake._recorder()):
             for backlog in backlogs:
                 names = [f"backlog_{i:07d}" for i in range(loaded, backlog)]
                 at = since + timedelta(milliseconds=loaded)

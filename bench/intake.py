@@ -5,8 +5,9 @@ events) against the embedded AWS emulator (a moto server on loopback) with the
 tables and queues of infra/template.yaml, and for each intake outcome measures
 
 - the round trips one request makes (sequential steps: the shard queries and the
-  counter read of a queue position run side by side and count once;
-  bench.common.Probe on the handler's own DynamoDB and SQS clients), against the
+  counter read of a queue position, and the record of a send beside them, run side
+  by side and count once; bench.common.Probe on the handler's own DynamoDB and SQS
+  clients, with the adapters' pools attributed to the request), against the
   design's targets (DESIGN.md "Read first, decide atomically": new <= 4,
   duplicate <= 2, already processed 1), and the AWS calls behind them;
 - the median and p95 wall-clock latency of the handler over N requests.
@@ -39,7 +40,7 @@ try:
     from devstack.emulator import EMULATOR_ENV, Emulator
     from devstack.invoke import LocalApi
     from devstack.template import Stack, create_stack, load_template
-    from viralspot import bootstrap
+    from viralspot import bootstrap, intake
     from viralspot.adapters import aws, dynamo_jobs
     from viralspot.adapters.codec import serialize
     from viralspot.adapters.dynamo_jobs import job_to_item
@@ -204,7 +205,11 @@ def run(requests: int, *, budget: float, show_logs: bool) -> list[PathResult]:
             ),
             (PathResult("new", 4, None), lambda i: f"/api/profile/bench_new_{i}/request"),
         ]
-        with quiet_stdout(not show_logs), fan_out_attributed(dynamo_jobs._fan_out()):
+        with (
+            quiet_stdout(not show_logs),
+            fan_out_attributed(dynamo_jobs._fan_out()),
+            fan_out_attributed(intake._recorder()),
+        ):
             # Warm up: imports, clients, connection pools (a Lambda's cold start is
             # not what this measures).
             api.request("POST", "/api/profile/bench_warmup/request")
