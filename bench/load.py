@@ -2,6 +2,7 @@
 
     PYTHONPATH=layers/common:. python bench/load.py \
         [--requests 2000] [--usernames 300] [--clients 32] [--max-seconds 60] [--fresh-connections]
+        [--api-concurrency 4]
 
 Starts the real local stack as a subprocess (`python -m devstack --no-workers
 --no-schedules` on free 127.0.0.1 ports: the API Gateway-shaped HTTP server,
@@ -9,18 +10,19 @@ the API function's handler, the embedded moto server), then `--clients` threads
 with keep-alive HTTP connections send POST /api/profile/{username}/request for
 usernames drawn at random from `--usernames` (so most requests are duplicates,
 many of them concurrent), until `--requests` are answered or `--max-seconds`
-pass. One username in five asks as source=api (MEDIUM, low queue), the others
+pass. One username in five asks as source=api (MEDIUM, medium queue), the others
 as frontend (HIGH, high queue), always the same source per username, so no
 request raises a waiting job's priority and messages must equal jobs.
 
-Afterwards, read straight from the emulator: Jobs items must equal the distinct
-usernames requested, and messages across the high and low queues must equal
-the jobs (no worker runs, so nothing is consumed).
+Afterwards, read straight from the emulator: job items (the Jobs table's queue
+counters left out) must equal the distinct usernames requested, and messages
+across the queues must equal the jobs (no worker runs, so nothing is consumed).
 
-The local stack runs one warm container per function (devstack.workers.
-LocalFunction: one invocation at a time, as a Lambda container does), so the
-throughput is that of one container; latency under load is mostly the wait for
-it. Nothing leaves 127.0.0.1.
+The local stack runs the API function in up to `--api-concurrency` containers
+(devstack.containers: one process each, one invocation at a time, as Lambda
+runs them), started as concurrent calls need them; calls beyond that wait their
+turn in arrival order. The emulator serves every container from the stack's own
+process. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import boto3
 from bench.common import table
 from devstack.emulator import REGION
 from devstack.template import load_template
+from viralspot.adapters.dynamo_jobs import STATS_PREFIX
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,8 +162,8 @@ def resource_names() -> tuple[str, list[str], list[str]]:
     template = load_template()
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     jobs = env["JOBS_TABLE"]["Ref"]
-    queues = [env["HIGH_QUEUE_URL"]["Ref"], env["LOW_QUEUE_URL"]["Ref"]]
-    dlqs = [env["HIGH_DLQ_URL"]["Ref"], env["LOW_DLQ_URL"]["Ref"]]
+    queues = [env[f"{p}_QUEUE_URL"]["Ref"] for p in ("HIGH", "MEDIUM", "LOW")]
+    dlqs = [env[f"{p}_DLQ_URL"]["Ref"] for p in ("HIGH", "MEDIUM", "LOW")]
     return jobs, queues, dlqs
 
 
@@ -176,7 +179,13 @@ def emulator_client(service: str, port: int) -> Any:
 
 def count_jobs(dynamodb: Any, table_name: str) -> int:
     total = 0
-    kwargs: dict[str, Any] = {"TableName": table_name, "Select": "COUNT"}
+    # The queue counters live in the same table under keys no username can take.
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "Select": "COUNT",
+        "FilterExpression": "NOT begins_with(username, :counters)",
+        "ExpressionAttributeValues": {":counters": {"S": STATS_PREFIX}},
+    }
     while True:
         page = dynamodb.scan(**kwargs)
         total += int(page["Count"])
@@ -208,6 +217,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60)
     parser.add_argument("--seed", type=int, default=7, help="random seed of the request mix")
     parser.add_argument(
+        "--api-concurrency", type=int, default=4, help="API containers the stack may run"
+    )
+    parser.add_argument(
         "--fresh-connections",
         action="store_true",
         help="one TCP connection per request instead of keep-alive",
@@ -232,6 +244,8 @@ def main() -> None:
                 str(emulator_port),
                 "--no-workers",
                 "--no-schedules",
+                "--api-concurrency",
+                str(args.api_concurrency),
             ],
             cwd=ROOT,
             env=env,
@@ -303,7 +317,11 @@ def main() -> None:
             f"{args.usernames} usernames, seed {args.seed}",
         ],
         ["wall time s", f"{elapsed:.1f}", f"limit {args.max_seconds:g} s"],
-        ["requests/s", f"{answered / elapsed:.1f}", "one warm API container"],
+        [
+            "requests/s",
+            f"{answered / elapsed:.1f}",
+            f"up to {args.api_concurrency} API containers",
+        ],
         [
             "latency ms p50 / p95 / p99",
             " / ".join(f"{percentile(ordered, p):.0f}" for p in (0.5, 0.95, 0.99))
@@ -320,7 +338,7 @@ def main() -> None:
         ["distinct usernames requested", distinct, ""],
         ["Jobs items", jobs, "OK: == distinct usernames" if jobs == distinct else "MISMATCH"],
         [
-            "messages in high + low queues",
+            "messages in the high, medium and low queues",
             messages,
             "OK: == jobs" if messages == jobs else "MISMATCH",
         ],

@@ -23,6 +23,13 @@ Steps of one request, each its own call, as in the seed:
    with a FilterExpression (Select=COUNT), paginated to the end: every page reads
    every item, completed history included.
 
+The seed's other request paths, ported the same way (bench/capacity.py measures
+them): `status` (checkProfileStatus: GetItem profile, the username's newest queue
+row by Query, then the position count), `pending_job_stats` (getPendingJobStats:
+four counts run side by side, as its Promise.all, each a filtered Scan) and `bulk`
+(bulkRequestProcessing: every name through `request` at once, as its
+Promise.allSettled).
+
 The seed's catch-all error handling (optimistic "queued" answers on failure) is
 left out: it changes answers on failure, not the cost of a request, and would
 hide a broken benchmark. Not a module of the project: the benchmarks import it.
@@ -30,7 +37,9 @@ hide a broken benchmark. Not a module of the project: the benchmarks import it.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,6 +110,28 @@ class SeedIntake:
                 for name in usernames[start : start + BATCH]
             ]
             self.client.batch_write_item(RequestItems={self.queue_table: chunk})
+
+    def load_active(self, usernames: list[str], since: datetime) -> None:
+        """A backlog: one PENDING HIGH queue row per username (what the seed inserts for
+        every request), enqueued a millisecond apart from `since`, in order."""
+        for start in range(0, len(usernames), BATCH):
+            chunk = [
+                {
+                    "PutRequest": {
+                        "Item": self._row(
+                            name,
+                            "frontend",
+                            "HIGH",
+                            (since + timedelta(milliseconds=start + i)).isoformat(),
+                            "PENDING",
+                        )
+                    }
+                }
+                for i, name in enumerate(usernames[start : start + BATCH])
+            ]
+            request: dict[str, Any] = {self.queue_table: chunk}
+            while request:
+                request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems")
 
     def rows_for(self, username: str) -> int:
         """Queue rows of a username (to count duplicates after a race)."""
@@ -238,6 +269,13 @@ class SeedIntake:
         """`select count(id) from queue where ...`: a Scan with a filter, every page."""
         count = 0
         start: dict[str, Any] | None = None
+        given = {
+            ":pending": _s(ACTIVE[0]),
+            ":processing": _s(ACTIVE[1]),
+            **{f":{k}": _s(v) for k, v in values.items()},
+        }
+        # DynamoDB refuses values the expression does not use.
+        used = {name: v for name, v in given.items() if name in filter_expression}
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self.queue_table,
@@ -245,11 +283,7 @@ class SeedIntake:
                 "ExpressionAttributeNames": {"#status": "status", "#ts": "timestamp"}
                 if "#ts" in filter_expression
                 else {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":pending": _s(ACTIVE[0]),
-                    ":processing": _s(ACTIVE[1]),
-                    **{f":{k}": _s(v) for k, v in values.items()},
-                },
+                "ExpressionAttributeValues": used,
                 "Select": "COUNT",
             }
             if start:
@@ -279,3 +313,95 @@ class SeedIntake:
             f"priority = :p AND #ts < :ts AND {active}", {"p": "LOW", "ts": timestamp}
         )
         return max(1, higher + low + 1)
+
+    # -- the other request paths ---------------------------------------------
+
+    def status(self, username: str) -> dict[str, Any]:
+        """The seed's `checkProfileStatus`, step by step."""
+        profile = self._profile(username)
+        if profile:
+            return {
+                "completed": True,
+                "message": "Profile processing completed",
+                "created_at": profile.get("created_at", {}).get("S"),
+                "profile_type": "primary",
+            }
+        # findOne({username}).sort({timestamp: -1}): the GSI has no sort key, so every
+        # row of the username is read and the newest kept.
+        rows: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.queue_table,
+                "IndexName": USERNAME_INDEX,
+                "KeyConditionExpression": "username = :u",
+                "ExpressionAttributeValues": {":u": _s(username)},
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self.client.query(**kwargs)
+            rows.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        if not rows:
+            return {
+                "completed": False,
+                "status": "not_found",
+                "message": "Profile not found in system",
+            }
+        item = max(rows, key=lambda row: row["timestamp"]["S"])
+        priority = item["priority"]["S"]
+        status = item["status"]["S"].lower()
+        return {
+            "completed": False,
+            "status": status,
+            "message": f"Profile is {status}",
+            "priority": priority,
+            "queue_position": self.estimate_queue_position(priority, item["timestamp"]["S"]),
+            "attempts": int(item["attempts"]["N"]),
+            "request_id": item["request_id"]["S"],
+        }
+
+    def pending_job_stats(self) -> dict[str, int]:
+        """The seed's `getPendingJobStats`: four counts side by side (its Promise.all)."""
+        counts = {
+            "high_priority": ("priority = :p AND #status = :pending", {"p": "HIGH"}),
+            "medium_priority": ("priority = :p AND #status = :pending", {"p": "MEDIUM"}),
+            "low_priority": ("priority = :p AND #status = :pending", {"p": "LOW"}),
+            "processing_count": ("#status = :processing", {}),
+        }
+        with ThreadPoolExecutor(max_workers=len(counts)) as pool:
+            futures = {name: pool.submit(self._count, *spec) for name, spec in counts.items()}
+            stats = {name: future.result() for name, future in futures.items()}
+        stats["total_pending"] = sum(
+            stats[name] for name in ("high_priority", "medium_priority", "low_priority")
+        )
+        return stats
+
+    def bulk(self, usernames: list[str], source: str = "bulk") -> list[dict[str, Any]]:
+        """The seed's `bulkRequestProcessing`: every name at once (its Promise.allSettled)."""
+
+        def one(username: str) -> dict[str, Any]:
+            try:
+                return {
+                    "username": username,
+                    "success": True,
+                    "data": self.request(username, source),
+                }
+            except Exception as exc:  # allSettled: a failure is a result, not the batch's
+                return {"username": username, "success": False, "error": str(exc)}
+
+        # A thread per name, all started before any is joined: every name in flight at
+        # once, as Promise.allSettled has them (a pool would reuse a finished thread).
+        results: list[dict[str, Any]] = [{} for _ in usernames]
+
+        def run(index: int, username: str) -> None:
+            results[index] = one(username)
+
+        threads = [threading.Thread(target=run, args=(i, name)) for i, name in enumerate(usernames)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results

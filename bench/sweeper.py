@@ -14,23 +14,13 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import timedelta
-from typing import Any
 
-from bench.common import local_stack, table
+from bench.common import local_stack, put_items, table
 from viralspot import bootstrap, sweeper
-from viralspot.adapters.codec import serialize
 from viralspot.adapters.dynamo_jobs import job_to_item
 from viralspot.clock import utc_now
 from viralspot.errors import ErrorKind
 from viralspot.jobs import JobStatus, Source, completed, new_job
-
-BATCH = 25
-
-
-def load(client: Any, table_name: str, items: list[dict[str, Any]]) -> None:
-    for start in range(0, len(items), BATCH):
-        chunk = [{"PutRequest": {"Item": serialize(i)}} for i in items[start : start + BATCH]]
-        client.batch_write_item(RequestItems={table_name: chunk})
 
 
 def main() -> None:
@@ -47,7 +37,7 @@ def main() -> None:
         loaded = 0
         for history in sorted({0, args.history // 10, args.history}):
             past = now - timedelta(days=1)
-            load(
+            put_items(
                 client,
                 jobs_table,
                 [
@@ -70,7 +60,7 @@ def main() -> None:
                 )
                 for i in range(args.due)
             ]
-            load(client, jobs_table, [job_to_item(j) for j in due])
+            put_items(client, jobs_table, [job_to_item(j) for j in due])
             ctx = bootstrap.context()
             calls.reset()
             start = time.perf_counter()

@@ -5,6 +5,8 @@ import sys
 
 from devstack import running, server
 
-if sys.argv[1:2] and sys.argv[1] in ("invoke", "event"):
-    raise SystemExit(running.main(sys.argv[1:]))
-raise SystemExit(server.main())
+# Guarded: the API containers are spawned processes, which must not run the stack again.
+if __name__ == "__main__":
+    if sys.argv[1:2] and sys.argv[1] in ("invoke", "event"):
+        raise SystemExit(running.main(sys.argv[1:]))
+    raise SystemExit(server.main())

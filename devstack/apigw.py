@@ -58,12 +58,22 @@ def routes(template: dict[str, Any] | None = None) -> list[Route]:
 
 
 def match(all_routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """API Gateway's order: the most specific resource whose pattern matches the raw
+    (still percent-encoded) path, then that resource's method, else its ANY method.
+    A resource that lacks the method is a miss; it never falls back to a less
+    specific resource. Path parameters are handed over decoded."""
+    wanted = method.upper()
     for route in all_routes:
-        if route.method != method.upper():
-            continue
         found = route.pattern.match(path)
-        if found:
-            return route, {k: unquote(v) for k, v in found.groupdict().items()}
+        if found is None:
+            continue
+        siblings = [r for r in all_routes if r.resource == route.resource]
+        chosen = next((r for r in siblings if r.method == wanted), None) or next(
+            (r for r in siblings if r.method == "ANY"), None
+        )
+        if chosen is None:
+            return None
+        return chosen, {k: unquote(v) for k, v in found.groupdict().items()}
     return None
 
 

@@ -11,6 +11,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from devstack.moto_atomic import serialise_dynamodb_writes
+from devstack.moto_unsupported import answer_not_implemented
 
 REGION = "us-east-1"
 
@@ -18,6 +19,7 @@ REGION = "us-east-1"
 class Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         serialise_dynamodb_writes()
+        answer_not_implemented()
         # One access-log line per AWS call drowns everything else the stack prints.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

@@ -22,15 +22,24 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack.apigw import Route, match, proxy_event, routes
+from devstack.containers import ContainerPool, InvocationFailed
 from devstack.emulator import EMULATOR_ENV, Emulator
 from devstack.invoke import handler_for
-from devstack.template import TEMPLATE_PATH, Stack, create_stack, load_template, resources_of_type
+from devstack.template import (
+    TEMPLATE_PATH,
+    Stack,
+    create_stack,
+    load_template,
+    resources_of_type,
+    sibling_client,
+)
 from devstack.workers import (
     LocalFunction,
     Scheduler,
@@ -51,6 +60,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 3000
 DEFAULT_EMULATOR_PORT = 5055
 API_KEY_HEADER = "x-api-key"
+# Warm API containers at most (Lambda would scale further; a laptop need not), and
+# open client connections at most (more wait in the listen backlog).
+DEFAULT_API_CONCURRENCY = 4
+DEFAULT_MAX_CONNECTIONS = 128
 
 # What the template's Api Cors section says today; used when it says nothing.
 DEFAULT_CORS = {
@@ -87,6 +100,31 @@ def cors_headers(stack: Stack) -> dict[str, str]:
 
 # ------------------------------------------------------------------ gateway
 
+# API Gateway's payload quota for REST APIs: larger requests never reach a function.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# The methods a REST API resource can declare; anything else never matches a route.
+API_GATEWAY_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+# API Gateway's own answer body when the template customises none.
+DEFAULT_ERROR_TEMPLATE = '{"message": $context.error.messageString}'
+
+
+def gateway_responses(stack: Stack) -> dict[str, str]:
+    """The application/json templates of the Api's GatewayResponses, by type."""
+    for api in resources_of_type(stack.template, "AWS::Serverless::Api").values():
+        responses = stack.resolve(api.get("Properties", {}).get("GatewayResponses") or {})
+        return {
+            kind: str(spec["ResponseTemplates"]["application/json"])
+            for kind, spec in responses.items()
+            if "application/json" in (spec.get("ResponseTemplates") or {})
+        }
+    return {}
+
+
+def render_error(template: str, message: str) -> bytes:
+    """A gateway response template with API Gateway's $context.error variables."""
+    text = template.replace("$context.error.messageString", json.dumps(message))
+    return text.replace("$context.error.message", message).encode("utf-8")
+
 
 @dataclass(frozen=True)
 class HttpAnswer:
@@ -101,30 +139,29 @@ class HttpAnswer:
         return None
 
 
-def _json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> HttpAnswer:
-    return HttpAnswer(
-        status=status,
-        headers=[("Content-Type", "application/json"), *(headers or {}).items()],
-        body=json.dumps(body).encode("utf-8"),
-    )
+class Invocable(Protocol):
+    def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
 class Gateway:
     """API Gateway (REST, Lambda proxy) in front of the template's API functions:
-    routing, API keys, CORS, the proxy event and the proxy response."""
+    routing on the raw path, API keys, CORS, its own error answers (in the
+    template's GatewayResponses), the proxy event and the proxy response."""
 
     def __init__(
         self,
         api_routes: Sequence[Route],
-        functions: Mapping[str, LocalFunction],
+        functions: Mapping[str, Invocable],
         *,
         api_key: str | None = None,
         cors: Mapping[str, str] | None = None,
+        error_templates: Mapping[str, str] | None = None,
     ) -> None:
         self._routes = list(api_routes)
         self._functions = dict(functions)
         self._api_key = api_key
         self._cors = dict(cors or DEFAULT_CORS)
+        self._errors = dict(error_templates or {})
         if api_key is None and any(r.api_key_required for r in self._routes):
             raise ValueError("a route requires an API key but none was given")
 
@@ -138,6 +175,16 @@ class Gateway:
             answer = HttpAnswer(answer.status, [*answer.headers, origin], answer.body)
         return answer
 
+    def error(self, status: int, message: str, error_type: str) -> HttpAnswer:
+        """API Gateway's own refusal: DEFAULT_4XX / DEFAULT_5XX of the template."""
+        kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        template = self._errors.get(kind, DEFAULT_ERROR_TEMPLATE)
+        return HttpAnswer(
+            status=status,
+            headers=[("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
+            body=render_error(template, message),
+        )
+
     def _handle(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> HttpAnswer:
@@ -146,14 +193,14 @@ class Gateway:
             if any(route.pattern.match(path) for route in self._routes):
                 return HttpAnswer(200, list(self._cors.items()), b"")
             return self._missing_token()
-        found = match(self._routes, method, path)
+        found = match(self._routes, method, path) if method in API_GATEWAY_METHODS else None
         if found is None:
             return self._missing_token()
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return self.error(413, "Request Too Long", "RequestTooLargeException")
         route, params = found
         if route.api_key_required and not self._key_ok(headers):
-            return _json_answer(
-                403, {"message": "Forbidden"}, {"x-amzn-ErrorType": "ForbiddenException"}
-            )
+            return self.error(403, "Forbidden", "ForbiddenException")
         function = self._functions.get(route.function_id)
         if function is None:
             log.error("%s is not loaded; %s %s cannot be served", route.function_id, method, path)
@@ -182,21 +229,20 @@ class Gateway:
         return (
             given is not None
             and self._api_key is not None
-            and hmac.compare_digest(given.encode(), self._api_key.encode())
+            and hmac.compare_digest(
+                given.encode("utf-8", "surrogateescape"), self._api_key.encode("utf-8")
+            )
         )
 
-    @staticmethod
-    def _missing_token() -> HttpAnswer:
-        return _json_answer(
-            403,
-            {"message": "Missing Authentication Token"},
-            {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+    def _missing_token(self) -> HttpAnswer:
+        # What API Gateway answers for a path (or method) no resource declares.
+        return self.error(
+            403, "Missing Authentication Token", "MissingAuthenticationTokenException"
         )
 
-    @staticmethod
-    def _internal_error() -> HttpAnswer:
+    def _internal_error(self) -> HttpAnswer:
         # What API Gateway answers when the Lambda integration fails.
-        return _json_answer(502, {"message": "Internal server error"})
+        return self.error(502, "Internal server error", "InternalServerErrorException")
 
     def _from_proxy_response(self, function_id: str, result: Any) -> HttpAnswer:
         if not isinstance(result, dict) or "statusCode" not in result:
@@ -216,12 +262,45 @@ class Gateway:
         return HttpAnswer(int(result["statusCode"]), pairs, body)
 
 
-class _ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _PayloadTooLarge(Exception):
+    pass
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+
+class _ApiServer(ThreadingHTTPServer):
+    """One thread per connection, at most `max_connections` at once: further
+    connections wait in the listen backlog, never refused or dropped."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, *, max_connections: int = 128
+    ) -> None:
         self.gateway = gateway
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._stopping = threading.Event()
         super().__init__(address, _RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        while not self._slots.acquire(timeout=0.2):
+            if self._stopping.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        super().shutdown()
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -229,30 +308,128 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; without this, kept-alive clients wait
     # ~40 ms on every answer for the delayed ACK.
     disable_nagle_algorithm = True
+    # An idle kept-alive connection gives its slot back after this long.
+    timeout = 30
     server: _ApiServer
+
+    def handle_one_request(self) -> None:
+        # The standard library's, except that every method reaches the gateway
+        # (which answers the ones API Gateway does not know), and an over-long
+        # request line is answered 414 before the connection closes.
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(414, "Request-URI Too Long")
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():  # answers 400 / 431 itself, via send_error
+                return
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
+    def _read_body(self) -> bytes:
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            return self._read_chunked()
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        if not raw.strip().isdigit():
+            raise ValueError("Content-Length is not a number")
+        length = int(raw)
+        if length > MAX_PAYLOAD_BYTES:
+            raise _PayloadTooLarge
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1026)
+            chunk = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            if chunk == 0:
+                while self.rfile.readline(65537).strip():
+                    pass  # trailers
+                return b"".join(parts)
+            size += chunk
+            if size > MAX_PAYLOAD_BYTES:
+                raise _PayloadTooLarge
+            parts.append(self.rfile.read(chunk))
+            self.rfile.readline(3)
 
     def _serve(self) -> None:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "bad Content-Length")
+            body = self._read_body()
+        except _PayloadTooLarge:
+            self._send(self.server.gateway.error(413, "Request Too Long", "RequestTooLarge"))
+            self.close_connection = True  # the body was not read
             return
-        body = self.rfile.read(length) if length > 0 else b""
+        except ValueError as exc:
+            self.send_error(400, f"Malformed request body: {exc}")
+            return
         answer = self.server.gateway.handle(
             self.command, self.path, list(self.headers.items()), body
         )
+        self._send(answer)
+
+    def _send(self, answer: HttpAnswer) -> None:
         self.send_response(answer.status)
         for key, value in answer.headers:
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(answer.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The HTTP layer's own refusals (malformed request, 414, 431) in the API's
+        # envelope, as JSON like every other answer.
+        self.close_connection = True
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            # An unparseable request defaults to HTTP/0.9, which has no status line.
+            self.request_version = "HTTP/1.0"
+        detail = message or HTTPStatus(code).phrase
+        self._send(
+            HttpAnswer(
+                code,
+                [("Content-Type", "application/json")],
+                json.dumps({"success": False, "detail": detail}).encode(),
+            )
+        )
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.close_connection:
+                self._drain()
+
+    def _drain(self) -> None:
+        # Closing a socket with unread request bytes makes the kernel send a reset,
+        # which can destroy the answer before the client reads it. Read (and drop)
+        # what is left for a moment first, as HTTP servers do on an early answer.
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.5)
+            received = 0
+            while received < MAX_PAYLOAD_BYTES:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    return
+                received += len(chunk)
+        except OSError:
+            return
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        access_log.info("%s %s -> %s", self.command, self.path, code)
+        # Called for refusals too, before a command was parsed.
+        command = getattr(self, "command", "") or "-"
+        access_log.info("%s %s -> %s", command, getattr(self, "path", "-")[:200], code)
 
     def log_message(self, format: str, *args: Any) -> None:
         access_log.warning(format, *args)
@@ -321,11 +498,13 @@ class LocalStack:
         schedules: bool = True,
         poll_wait_seconds: int = 1,
         load_handler: Callable[[str], Any] | None = None,
+        api_concurrency: int = DEFAULT_API_CONCURRENCY,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.stack = stack
         self.routes = routes(stack.template)
         self.api_key_required = any(r.api_key_required for r in self.routes)
-        self.api_key = api_key or (secrets.token_urlsafe(24) if self.api_key_required else None)
+        self.api_key = self._admin_key(api_key, sqs)
         self._sqs = sqs
         self._address = (host, port)
         self._sweep_interval = sweep_interval
@@ -334,12 +513,33 @@ class LocalStack:
         # Lambda long-polls for 20 s; a stop waits for the poll in flight, so short here.
         self._poll_wait_seconds = poll_wait_seconds
         self._load_handler = load_handler or (lambda fid: handler_for(fid, stack.template))
+        # API functions scale out to processes, as Lambda does (devstack.containers);
+        # handlers a test hands in (`load_handler`) run in this process, one at a time.
+        self._api_concurrency = 0 if load_handler is not None else api_concurrency
+        self._max_connections = max_connections
+        self._pools: list[ContainerPool] = []
         self._functions: dict[str, LocalFunction | None] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._http: _ApiServer | None = None
         # What runs besides the API, as ("Worker" | "Schedule", text), for the banner.
         self.descriptions: list[tuple[str, str]] = []
+
+    def _admin_key(self, given: str | None, sqs: SQSClient) -> str | None:
+        """One admin key for the gateway (admin routes) and the API function
+        (source=admin, HIGH bulk): the template's, or `given` written into the
+        secret the template's key is read from, so both agree."""
+        if given is None:
+            keys = self.stack.api_keys()
+            if keys:
+                return keys[0]
+            return secrets.token_urlsafe(24) if self.api_key_required else None
+        for secret in filter(None, self.stack.api_key_values().values()):
+            sibling_client(sqs, "secretsmanager").put_secret_value(
+                SecretId=self.stack.refs[secret], SecretString=given
+            )
+            self.stack.secrets[secret] = given
+        return given
 
     def function(self, function_id: str) -> LocalFunction | None:
         """The function's one warm container, or None when its code does not import."""
@@ -367,16 +567,37 @@ class LocalStack:
         host, port = self._http.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def _api_function(self, function_id: str) -> Invocable | None:
+        if not self._api_concurrency:
+            return self.function(function_id)
+        pool = ContainerPool(
+            function_id,
+            self.stack.template,
+            size=self._api_concurrency,
+            timeout_seconds=function_timeout(self.stack.template, function_id),
+        )
+        try:
+            pool.warm()
+        except InvocationFailed as exc:
+            log.error("%s; its routes are not served", exc)
+            return None
+        self._pools.append(pool)
+        return pool
+
     def start(self) -> LocalStack:
         api_functions = {}
         for function_id in dict.fromkeys(r.function_id for r in self.routes):
-            loaded = self.function(function_id)
+            loaded = self._api_function(function_id)
             if loaded is not None:
                 api_functions[function_id] = loaded
         gateway = Gateway(
-            self.routes, api_functions, api_key=self.api_key, cors=cors_headers(self.stack)
+            self.routes,
+            api_functions,
+            api_key=self.api_key,
+            cors=cors_headers(self.stack),
+            error_templates=gateway_responses(self.stack),
         )
-        self._http = _ApiServer(self._address, gateway)
+        self._http = _ApiServer(self._address, gateway, max_connections=self._max_connections)
         self._spawn("api", self._serve_http)
         if self._workers:
             self._start_pollers()
@@ -452,6 +673,9 @@ class LocalStack:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        for pool in self._pools:
+            pool.close()
+        self._pools.clear()
         for thread in self._threads:
             # A poller may be inside a long poll; it sees the stop flag when it returns.
             thread.join(timeout=self._poll_wait_seconds + 2)
@@ -509,11 +733,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="template parameters, as for sam deploy (e.g. Provider=sample)",
     )
+    parser.add_argument(
+        "--api-concurrency",
+        type=int,
+        default=_env_number("VIRALSPOT_API_CONCURRENCY", DEFAULT_API_CONCURRENCY, int),
+        metavar="N",
+        help="most API containers (processes) serving at once "
+        "(env VIRALSPOT_API_CONCURRENCY, default %(default)s; 0 = one, in this process)",
+    )
     parser.add_argument("--no-workers", action="store_true", help="do not poll the queues")
     parser.add_argument("--no-schedules", action="store_true", help="do not run the schedules")
     args = parser.parse_args(argv)
     if args.sweep_interval is not None and args.sweep_interval <= 0:
         parser.error("--sweep-interval must be positive")
+    if args.api_concurrency < 0:
+        parser.error("--api-concurrency must be 0 or more")
     overrides: dict[str, str] = {}
     for item in args.parameter_overrides:
         key, sep, value = item.partition("=")
@@ -605,6 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sweep_interval=args.sweep_interval,
                 workers=not args.no_workers,
                 schedules=not args.no_schedules,
+                api_concurrency=args.api_concurrency,
             ).start()
         except OSError as exc:
             print(f"Cannot serve the API on port {args.port}: {exc} (--port)", file=sys.stderr)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -80,6 +81,8 @@ class Stack:
     refs: dict[str, str] = field(default_factory=dict)
     arns: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    # Secret values by logical id, as the stack generated them (local stack and tests).
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
@@ -134,6 +137,34 @@ class Stack:
             return str(self.resolve({"Fn::GetAtt": [logical, attribute]}))
         return str(self.resolve({"Ref": name}))
 
+    def api_key_values(self) -> dict[str, str | None]:
+        """Each API Gateway key of the template, by logical id: its value, and the
+        logical id of the secret it resolves (`{{resolve:secretsmanager:...}}`) or None."""
+        found: dict[str, str | None] = {}
+        for name, resource in resources_of_type(self.template, "AWS::ApiGateway::ApiKey").items():
+            raw = resource.get("Properties", {}).get("Value")
+            if raw is None:
+                continue
+            text = str(self.resolve(raw))
+            reference = _SECRET_REFERENCE.fullmatch(text)
+            secret = reference.group(1) if reference else None
+            found[name] = next(
+                (logical for logical, ref in self.refs.items() if secret in (logical, ref)), None
+            )
+        return found
+
+    def api_keys(self) -> list[str]:
+        """The values of the template's API keys (a secret's value, or a literal)."""
+        values = []
+        for name, secret in self.api_key_values().items():
+            if secret is not None:
+                values.append(self.secrets[secret])
+            else:
+                values.append(
+                    str(self.resolve(self.template["Resources"][name]["Properties"]["Value"]))
+                )
+        return values
+
     def function_environment(self, function_id: str) -> dict[str, str]:
         """The environment Lambda would give `function_id`: Globals, then its own."""
         global_env = (
@@ -146,6 +177,20 @@ class Stack:
         own = function.get("Environment", {}).get("Variables", {})
         resolved = self.resolve({**global_env, **own})
         return {key: str(val) for key, val in resolved.items()}
+
+
+_SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:(.+?):SecretString\}\}")
+# GenerateSecretString properties that GetRandomPassword takes under the same name.
+_PASSWORD_KEYS = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
 
 
 def default_parameters(template: dict[str, Any]) -> dict[str, str]:
@@ -164,8 +209,13 @@ def create_stack(
     parameters: dict[str, str] | None = None,
     account: str = "123456789012",
     region: str = "us-east-1",
+    secretsmanager: Any | None = None,
+    secret_values: dict[str, str] | None = None,
 ) -> Stack:
-    """Create every DynamoDB table and SQS queue the template declares."""
+    """Create every DynamoDB table, SQS queue and Secrets Manager secret the template
+    declares. Secrets are generated as CloudFormation would (GenerateSecretString)
+    unless `secret_values` gives one; they go to `secretsmanager`, by default a
+    client of the emulator that serves `sqs`."""
     template = template or load_template()
     stack = Stack(template=template)
     stack.parameters = {**default_parameters(template), **(parameters or {})}
@@ -191,6 +241,24 @@ def create_stack(
         stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
+    secrets = resources_of_type(template, "AWS::SecretsManager::Secret")
+    if secrets:
+        # SQS, not DynamoDB: DynamoDB may be on another engine (DynamoDB Local).
+        client = secretsmanager or sibling_client(sqs, "secretsmanager")
+        for name, resource in secrets.items():
+            props = resource.get("Properties", {})
+            value = (secret_values or {}).get(name)
+            if value is None:
+                options = {
+                    k: props["GenerateSecretString"][k]
+                    for k in _PASSWORD_KEYS
+                    if k in props.get("GenerateSecretString", {})
+                }
+                value = str(client.get_random_password(**options)["RandomPassword"])
+            arn = client.create_secret(Name=name, SecretString=value)["ARN"]
+            # Ref of a secret is its ARN, as in CloudFormation.
+            stack.refs[name] = stack.arns[name] = arn
+            stack.secrets[name] = value
     return stack
 
 
@@ -220,6 +288,23 @@ def attach_stack(
             stack.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
+        secrets = resources_of_type(template, "AWS::SecretsManager::Secret")
+        client = sibling_client(sqs, "secretsmanager") if secrets else None
+        for name in secrets:
+            found = client.get_secret_value(SecretId=name) if client else {}
+            stack.refs[name] = stack.arns[name] = str(found["ARN"])
+            stack.secrets[name] = str(found["SecretString"])
     except (BotoCoreError, ClientError) as exc:
         raise StackNotFound(f"{type(exc).__name__}: {exc}") from exc
     return stack
+
+
+def sibling_client(client: Any, service: str) -> Any:
+    """A client of another service on the same emulator (which takes any credentials)."""
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=client.meta.endpoint_url,
+        region_name=client.meta.region_name,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the emulator's fixed dummy
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -10,7 +11,12 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from devstack.apigw import match, proxy_event, routes
 from devstack.emulator import Emulator
+from devstack.invoke import handler_for
+from devstack.lambda_context import LocalContext
+from devstack.template import Stack
+from tests.events import sqs_event
 
 
 class StepClock:
@@ -38,6 +44,15 @@ def drain(emulator: Emulator, queue_url: str) -> list[dict[str, Any]]:
         for message in batch:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         got.extend(batch)
+
+
+def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
+    """The worker's handler on `messages` as `queue`'s event source mapping delivers them."""
+    handler = handler_for("ProcessProfileFunction", stack.template)
+    result: dict[str, Any] = handler(
+        sqs_event(messages, stack.arns[queue]), LocalContext(function_name="ProcessProfileFunction")
+    )
+    return result
 
 
 def dynamodb_error(code: str, status: int = 400, **extra: Any) -> Callable[..., Any]:
@@ -88,3 +103,74 @@ class ConflictInjector:
         if operation == "TransactWriteItems":
             return self._cancelled(**kwargs)
         return self._plain(**kwargs)
+
+
+def raw_request(
+    template: dict[str, Any],
+    method: str,
+    url: str,
+    *,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request to the API handler exactly as a client sent it: routed like API
+    Gateway (devstack.apigw), the body and headers untouched (LocalApi always
+    sends JSON). Unrouted requests answer 403, as API Gateway does."""
+    found = match(routes(template), method, url.split("?", 1)[0])
+    if found is None:
+        return 403, {}, None
+    route, params = found
+    event = proxy_event(
+        method, url, resource=route.resource, path_parameters=params, headers=headers, body=body
+    )
+    result = handler_for(route.function_id, template)(event, LocalContext())
+    answer_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        answer_headers[key] = ", ".join(values)
+    text = result.get("body") or ""
+    return int(result["statusCode"]), answer_headers, json.loads(text) if text else None
+
+
+def process(template: dict[str, Any], emulator: Emulator, queue_url: str, queue_arn: str) -> int:
+    """Run the real worker on every message waiting on a queue; how many it processed."""
+    handler = handler_for("ProcessProfileFunction", template)
+    messages = drain(emulator, queue_url)
+    if messages:
+        result = handler(sqs_event(messages, queue_arn), LocalContext())
+        assert result == {"batchItemFailures": []}, result
+    return len(messages)
+
+
+class RefusingBatches:
+    """SQS refuses some entries of a SendMessageBatch (as it does under throttling or
+    an internal error: the call succeeds, the entry is listed as Failed). Registered
+    on a client's `before-call.sqs.SendMessageBatch`, this sends the entries `accept`
+    allows through `raw` (an unhooked client of the same SQS) and answers for the
+    others with a Failed entry, so the code under test sees a real partial answer."""
+
+    def __init__(self, raw: Any, accept: Callable[[dict[str, Any]], bool]) -> None:
+        self._raw = raw
+        self._accept = accept
+        self.refused: list[dict[str, Any]] = []
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # before-call sees the serialised request: SQS speaks JSON with the API's names.
+        body = json.loads(params["body"])
+        entries = body["Entries"]
+        accepted = [e for e in entries if self._accept(e)]
+        refused = [e for e in entries if not self._accept(e)]
+        self.refused.extend(refused)
+        successful: list[dict[str, Any]] = []
+        if accepted:
+            successful = self._raw.send_message_batch(QueueUrl=body["QueueUrl"], Entries=accepted)[
+                "Successful"
+            ]
+        failed = [
+            {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
+            for e in refused
+        ]
+        return AWSResponse("http://sqs.invalid", 200, HTTPHeaders(), None), {
+            "Successful": successful,
+            "Failed": failed,
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }

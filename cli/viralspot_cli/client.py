@@ -3,7 +3,8 @@
 Every route answers an envelope, `{"success": true, "data": ...}` or
 `{"success": false, "detail": "..."}`; this module unwraps `data` or raises.
 API Gateway's own answers (403 for a missing key or an unknown path, 429, 502)
-carry `{"message": ...}` instead, and are raised the same way.
+carry an `x-amzn-ErrorType` header (and `{"message": ...}` on a stack whose
+template does not shape them into the envelope), and are raised the same way.
 
 It speaks HTTP only, never imports the server's package, so the same CLI works
 against `make run` and a deployed stage.
@@ -57,8 +58,11 @@ class StatusAnswer(TypedDict):
     request_id: NotRequired[str]
     error_message: NotRequired[str]
     error_kind: NotRequired[str]
+    previous_error: NotRequired[str]
+    delay_reason: NotRequired[str]
     next_retry_at: NotRequired[str]
     completed_at: NotRequired[str]
+    analysis: NotRequired[str]
 
 
 class Profile(TypedDict):
@@ -93,6 +97,29 @@ class PostsPage(TypedDict):
     sort: str
     posts: list[Post]
     count: int
+    next_cursor: NotRequired[str]
+
+
+class FeedReel(TypedDict):
+    username: str
+    shortcode: str
+    url: str
+    outlier_score: float
+    taken_at: str
+    view_count: NotRequired[int]
+    like_count: NotRequired[int]
+    comment_count: NotRequired[int]
+    caption: NotRequired[str]
+    thumbnail_url: NotRequired[str]
+    followers_count: NotRequired[int]
+    category: NotRequired[str]
+    crawl_depth: NotRequired[bool]
+
+
+class FeedPage(TypedDict):
+    reels: list[FeedReel]
+    count: int
+    since: str
     next_cursor: NotRequired[str]
 
 
@@ -143,10 +170,21 @@ class ProcessPendingResult(TypedDict):
     dispatched: int
     skipped: int
     failed: int
+    examined: int
+    has_more: bool
+    next_cursor: NotRequired[str]
+
+
+class MoveTask(TypedDict):
+    task_handle: NotRequired[str]
+    status: str
+    approximate_messages: int
+    started: bool
 
 
 class RedriveResult(TypedDict):
     moved: dict[str, int]
+    tasks: dict[str, MoveTask]
     total: int
 
 
@@ -188,8 +226,8 @@ class ApiError(ClientError):
         self.detail = detail
         self.method = method
         self.path = path
-        # True when API Gateway answered by itself ({"message": ...}) rather than
-        # the function: a missing key, an unknown path, throttling, a crashed function.
+        # True when API Gateway answered by itself rather than the function: a
+        # missing key, an unknown path, throttling, a crashed function.
         self.gateway = gateway
         self.retry_after = retry_after
 
@@ -300,11 +338,43 @@ class ViralSpotClient:
         body = {"usernames": usernames, "source": source}
         return cast(BulkResult, self._call("POST", "/api/profile/bulk-request", body=body))
 
+    def viral_reels(
+        self,
+        *,
+        min_score: float | None = None,
+        since: str | None = None,
+        category: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> FeedPage:
+        """GET /api/viral-ideas/reels; parameters left None take the API's defaults."""
+        given = {
+            "min_score": min_score,
+            "since": since,
+            "category": category,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        params = {key: str(value) for key, value in given.items() if value is not None}
+        return cast(FeedPage, self._call("GET", "/api/viral-ideas/reels", params=params))
+
     def queue_status(self) -> QueueStatus:
         return cast(QueueStatus, self._call("GET", "/api/viral-ideas/queue-status"))
 
-    def process_pending(self) -> ProcessPendingResult:
-        return cast(ProcessPendingResult, self._call("POST", "/api/viral-ideas/process-pending"))
+    def process_pending(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> ProcessPendingResult:
+        """One call: as many PENDING jobs as the API's time budget (or `limit`) allows;
+        pass the answer's next_cursor back while has_more."""
+        params: dict[str, str] = {}
+        if cursor:
+            params["cursor"] = cursor
+        if limit is not None:
+            params["limit"] = str(limit)
+        return cast(
+            ProcessPendingResult,
+            self._call("POST", "/api/viral-ideas/process-pending", params=params or None),
+        )
 
     def redrive(self, max_messages: int | None = None) -> RedriveResult:
         params = {"max_messages": str(max_messages)} if max_messages is not None else None
@@ -360,7 +430,7 @@ class ViralSpotClient:
                 gateway=True,
             )
         detail = payload.get("detail")
-        gateway = detail is None
+        gateway = detail is None or "x-amzn-errortype" in response.headers
         if detail is None:
             detail = payload.get("message") or response.reason_phrase or "error"
         raise ApiError(

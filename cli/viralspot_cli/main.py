@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, NoReturn, TextIO
 from urllib.parse import urlsplit
@@ -532,6 +534,74 @@ def similar(
 
 
 @app.command()
+def ideas(
+    ctx: typer.Context,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score",
+            min=0,
+            help="Lowest outlier score listed (the API's default is 2).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Reels taken on or after this day (UTC; default: the last 30 days).",
+            show_default=False,
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(help="Only profiles of this category (any case).", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Reels per page (default 20).", show_default=False),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="next_cursor of a previous page, with the same filters."),
+    ] = None,
+) -> None:
+    """The viral-ideas feed: reels across every analysed profile that beat their own
+    account's median the most (GET /api/viral-ideas/reels)."""
+    state = _state(ctx)
+    day = since.date().isoformat() if since else None
+    with calling(state) as client:
+        page = client.viral_reels(
+            min_score=min_score, since=day, category=category, limit=limit, cursor=cursor
+        )
+    if state.json:
+        state.emit_json(page)
+        return
+    if not page["reels"]:
+        floor = f"{min_score if min_score is not None else 2:g}x"
+        state.out.print(
+            f"No reel taken since {page['since']} scores ≥ {floor}"
+            + (f" in category {escape(category)!r}" if category else "")
+            + ". Analyse more profiles (viralspot request NAME), lower --min-score or "
+            "move --since back."
+        )
+    else:
+        state.out.print(render.ideas_view(page, min_score if min_score is not None else 2.0))
+    if page.get("next_cursor"):
+        again = ["viralspot", "ideas"]
+        for flag, given in (
+            ("--min-score", min_score),
+            ("--since", day),
+            ("--category", category),
+            ("--limit", limit),
+        ):
+            if given is not None:
+                again += [flag, str(given)]
+        again += ["--cursor", page["next_cursor"]]
+        state.out.print(f"[dim]More: {escape(shlex.join(again))}[/dim]", soft_wrap=True)
+
+
+@app.command()
 def queue(ctx: typer.Context) -> None:
     """Live jobs by status and priority, queue depths and dead letters."""
     state = _state(ctx)
@@ -651,16 +721,57 @@ def _admin(
 
 
 @app.command("process-pending")
-def process_pending(ctx: typer.Context) -> None:
-    """Re-dispatch every PENDING job (admin: needs the API key)."""
-    _admin(
-        _state(ctx),
-        lambda client: client.process_pending(),
-        lambda r: (
-            f"Re-dispatched {r['dispatched']} pending job(s); "
-            f"{r['skipped']} changed meanwhile, {r['failed']} could not be sent."
+def process_pending(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100_000,
+            help="Jobs per API call (default: as many as one call's time allows).",
+            show_default=False,
         ),
-    )
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="Resume an interrupted run: the cursor it printed.", show_default=False),
+    ] = None,
+) -> None:
+    """Re-dispatch every PENDING job, HIGH first (admin: needs the API key).
+
+    The API does as much as one call's time allows and answers a cursor; this follows
+    it until every job is done."""
+    state = _state(ctx)
+    totals = dict.fromkeys(("dispatched", "skipped", "failed", "examined"), 0)
+    calls = 0
+    with calling(state) as client:
+        try:
+            while True:
+                answer = client.process_pending(cursor=cursor, limit=limit)
+                calls += 1
+                totals["dispatched"] += answer["dispatched"]
+                totals["skipped"] += answer["skipped"]
+                totals["failed"] += answer["failed"]
+                totals["examined"] += answer["examined"]
+                cursor = answer.get("next_cursor")
+                if not (answer["has_more"] and cursor):
+                    break
+                if not state.json:
+                    state.err.print(
+                        f"  … {totals['dispatched']} re-dispatched so far ({calls} call(s))"
+                    )
+        except KeyboardInterrupt:
+            if cursor:
+                state.err.print(f"To resume: viralspot process-pending --cursor {cursor}")
+            raise
+    if state.json:
+        state.emit_json({**totals, "calls": calls})
+    else:
+        state.out.print(
+            f"Re-dispatched {totals['dispatched']} pending job(s) in {calls} call(s); "
+            f"{totals['skipped']} changed meanwhile, {totals['failed']} could not be sent "
+            "(the sweeper sends those)."
+        )
 
 
 @app.command()
@@ -669,19 +780,16 @@ def redrive(
     max_messages: Annotated[
         int | None,
         typer.Option(
-            min=1, max=1000, help="Per queue (the API's default is 100).", show_default=False
+            min=1,
+            max=1000,
+            help="Per queue where messages are moved by hand (the API's default is 100); "
+            "an SQS move task moves them all.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
     """Move dead-lettered messages back to their queues (admin: needs the API key)."""
-    _admin(
-        _state(ctx),
-        lambda client: client.redrive(max_messages),
-        lambda r: (
-            f"Moved {r['total']} message(s) back: "
-            + (", ".join(f"{q} {n}" for q, n in r["moved"].items()) or "no dead-letter queues")
-        ),
-    )
+    _admin(_state(ctx), lambda client: client.redrive(max_messages), render.redrive)
 
 
 def main() -> None:

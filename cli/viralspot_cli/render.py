@@ -6,11 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from viralspot_cli.client import (
+    FeedPage,
     IntakeAnswer,
     Post,
     Profile,
@@ -21,6 +24,7 @@ from viralspot_cli.client import (
 
 STATUS_STYLE = {
     "pending": "yellow",
+    "delayed": "yellow",
     "processing": "cyan",
     "completed": "green",
     "failed": "red",
@@ -177,6 +181,9 @@ def status_view(
         ("Attempts", str(status["attempts"]) if "attempts" in status else None),
         ("Last attempt", status.get("last_attempt")),
         ("Last error", Text(f"{error} ({kind})" if kind else error, "red") if error else None),
+        ("Waiting for", _waiting_for(status)),
+        ("Earlier attempt", status.get("previous_error")),
+        ("Analysis", status.get("analysis")),
         ("Next retry", when(retry) if retry else None),
         ("Completed at", status.get("completed_at")),
         ("Request ID", status.get("request_id")),
@@ -194,6 +201,11 @@ def status_view(
     return Group(*parts)
 
 
+def _waiting_for(status: StatusAnswer) -> str | None:
+    reason = status.get("delay_reason")
+    return reason.removeprefix("waiting for ") if reason else None
+
+
 def status_line(status: StatusAnswer) -> str:
     """One line per change, for logs and pipes where a live display cannot redraw."""
     parts = [state_label(status)]
@@ -201,6 +213,8 @@ def status_line(status: StatusAnswer) -> str:
         parts.append(f"queue position #{status['queue_position']}")
     if status.get("estimated_time") and status.get("status") in ("pending", "processing"):
         parts.append(f"estimated {status['estimated_time']}")
+    if status.get("status") == "delayed":
+        parts.append(f"waiting for {_waiting_for(status)}")
     if status.get("attempts"):
         parts.append(f"attempts {status['attempts']}")
     if status.get("error_message"):
@@ -262,31 +276,89 @@ def profile_summary(profile: Profile) -> RenderableType:
     return Group(name, _grid(rows))
 
 
+def reel_link(shortcode: str, url: str | None) -> Text:
+    """The shortcode as a terminal hyperlink to the reel (OSC 8: a click opens it).
+    A URL column would take half of an 80-column terminal and wrap."""
+    if url and url.startswith(("https://", "http://")):
+        return Text(shortcode, style=Style(link=url))
+    return Text(shortcode)
+
+
+def _score_cell(outlier: float | None) -> Text:
+    return Text(score(outlier), style="bold green" if outlier is not None and outlier >= 5 else "")
+
+
 def posts_table(posts: Sequence[Post], title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     table.add_column("#", justify="right", style="dim")
-    table.add_column("Shortcode", no_wrap=True)
+    table.add_column("Reel", no_wrap=True)
     table.add_column("Outlier", justify="right", no_wrap=True)
     table.add_column("Views", justify="right", no_wrap=True)
     table.add_column("Likes", justify="right", no_wrap=True)
     table.add_column("Comments", justify="right", no_wrap=True)
     table.add_column("Date", no_wrap=True)
-    # Folded, not cut with an ellipsis: a truncated URL is useless.
-    table.add_column("URL", overflow="fold")
     for rank, post in enumerate(posts, start=1):
-        outlier = post.get("outlier_score")
-        style = "bold green" if outlier is not None and outlier >= 5 else ""
         table.add_row(
             str(rank),
-            post["shortcode"],
-            Text(score(outlier), style=style),
+            reel_link(post["shortcode"], post.get("url")),
+            _score_cell(post.get("outlier_score")),
             count(post.get("view_count")),
             count(post.get("like_count")),
             count(post.get("comment_count")),
             day(post.get("taken_at")),
-            post.get("url", ""),
         )
     return table
+
+
+CRAWL_MARK = "°"
+
+
+def ideas_view(page: FeedPage, min_score: float | None, start: int = 1) -> RenderableType:
+    """The feed as a table that fits 80 columns: no vertical rules, and only the
+    profile and category columns give way (ellipsis) when space runs short; the
+    shortcode, score and figures are never cut."""
+    floor = f" scoring ≥ {score(min_score)}" if min_score is not None else ""
+    table = Table(
+        title=f"Trending ideas: reels taken since {page['since']}{floor}",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("Reel", no_wrap=True)
+    table.add_column("Profile", overflow="ellipsis", max_width=24)
+    table.add_column("Category", overflow="ellipsis", style="dim", max_width=18)
+    table.add_column("Outlier", justify="right", no_wrap=True)
+    table.add_column("Views", justify="right", no_wrap=True)
+    table.add_column("Date", no_wrap=True)
+    crawled = False
+    for rank, reel in enumerate(page["reels"], start=start):
+        # The mark goes first: a long name is cut at its end.
+        who = Text("@" + reel["username"])
+        if reel.get("crawl_depth"):
+            crawled = True
+            who = Text.assemble((CRAWL_MARK, "yellow"), who)
+        table.add_row(
+            str(rank),
+            reel_link(reel["shortcode"], reel.get("url")),
+            who,
+            reel.get("category") or "",
+            _score_cell(reel.get("outlier_score")),
+            count(reel.get("view_count")),
+            day(reel.get("taken_at")),
+        )
+    parts: list[RenderableType] = [table]
+    if crawled:
+        parts.append(
+            Text(
+                f"{CRAWL_MARK} analysed at crawl depth only (a discovered profile, fewer reels)",
+                style="dim",
+            )
+        )
+    return Group(*parts)
 
 
 def similar_table(username: str, similar: Sequence[SimilarProfile]) -> Table:
@@ -363,3 +435,17 @@ def bulk_summary(counts: Mapping[str, int], problems: Sequence[tuple[str, str, s
             table.add_row(name, Text(why, "red" if why == "failed" else "yellow"), detail)
         parts.append(table)
     return Group(*parts)
+
+
+def redrive(result: Mapping[str, Any]) -> str:
+    """Dead letters moved back by hand, or handed to SQS move tasks."""
+    tasks: Mapping[str, Any] = result.get("tasks") or {}
+    moved: Mapping[str, int] = result["moved"]
+    if not tasks:
+        per_queue = ", ".join(f"{q} {n}" for q, n in moved.items()) or "no dead-letter queues"
+        return f"Moved {result['total']} message(s) back: {per_queue}"
+    lines = [f"SQS is moving about {result['total']} message(s) back:"]
+    for queue, task in tasks.items():
+        how = "move task started" if task["started"] else "a move task was already running"
+        lines.append(f"  {queue}: ~{task['approximate_messages']} ({how})")
+    return "\n".join(lines)

@@ -2,6 +2,7 @@
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
 import os
+from functools import cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,11 +15,14 @@ from aws_lambda_powertools.event_handler import (
     content_types,
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -26,16 +30,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, intake, operations, progress, reads
+from viralspot import access, bootstrap, edge, feed, intake, operations, progress, reads
 from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.envelope import Failure, Success, failure_body, success_body, validation_detail
 from viralspot.errors import (
+    Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     QueueUnavailable,
+    SecretUnavailable,
     StorageError,
     StorageUnavailable,
+    UnsupportedMediaType,
 )
+from viralspot.feed import FeedPage
 from viralspot.intake import IntakeAnswer
 from viralspot.jobs import Source
 from viralspot.operations import (
@@ -62,7 +72,34 @@ app = APIGatewayRestResolver(
         allow_origin=os.environ.get("CORS_ALLOW_ORIGIN", "*"),
         allow_headers=["Content-Type", "X-Api-Key"],
     ),
+    # Anything that reads the body as JSON gets the edge's limits.
+    json_body_deserializer=edge.parse_json,
 )
+
+
+class EdgeValidation(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, with viralspot.edge deciding what a body is:
+    its size first (413), then its media type (415), then JSON with nesting and
+    number limits (400). Powertools alone compares media types case-sensitively
+    and hands multipart and form bodies to parsers that can raise a 500."""
+
+    def handler(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
+        event = app.current_event
+        edge.body_bytes(event.body, base64_encoded=bool(event.is_base64_encoded))
+        return super().handler(app, next_middleware)
+
+    def _get_body(self, app: Any) -> Any:
+        event = app.current_event
+        return edge.json_body(
+            event.body,
+            base64_encoded=bool(event.is_base64_encoded),
+            content_type=event.headers.get("content-type"),
+        )
+
+
+# Powertools runs this middleware first on every route; there is no public hook that
+# runs before it, and the edge's refusals must come before its parsers.
+app._request_validation_middleware = EdgeValidation()  # type: ignore[no-untyped-call]
 app.configure_openapi(
     title="ViralSpot intake API",
     version="1.0.0",
@@ -71,10 +108,12 @@ app.configure_openapi(
         "Every response is an envelope: `{success: true, data}` or `{success: false, detail}`. "
         "Admin routes need the `x-api-key` header."
     ),
-    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    # A plain mapping, validated into Powertools' OpenAPI models only when a document is
+    # generated: importing those models costs about a third of this function's cold
+    # start (bench/coldstart.py), and no request but the two documentation routes needs
+    # them.
+    security_schemes={"apiKey": {"type": "apiKey", "name": "x-api-key", "in": "header"}},  # type: ignore[dict-item]
 )
-# Swagger UI with its assets inline (works offline, e.g. in the local stack).
-app.enable_swagger(path="/api/docs", title="ViralSpot intake API")
 ADMIN: list[dict[str, list[str]]] = [{"apiKey": []}]
 WEB_PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
@@ -85,28 +124,31 @@ UsernamePath = Annotated[
         json_schema_extra={"pattern": DOCUMENTED_PATTERN},
     ),
 ]
+
+
+def _failure(description: str) -> OpenAPIResponse:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": Failure.model_json_schema()}},
+    }
+
+
 ERRORS: dict[int, OpenAPIResponse] = {
-    code: {
-        "description": text,
-        "content": {"application/json": {"schema": Failure.model_json_schema()}},
-    }
-    for code, text in (
-        (400, "Invalid username or parameter"),
-        (404, "Unknown profile or route"),
-        (503, "Storage unavailable; nothing was stored"),
-        (500, "Unexpected error"),
-    )
+    400: _failure("Invalid username, parameter or cursor"),
+    404: _failure("Unknown profile or route"),
+    503: _failure("Storage or a key unavailable; nothing was stored"),
+    500: _failure("Unexpected error"),
 }
-
-
 FORBIDDEN: dict[int, OpenAPIResponse] = {
-    403: {"description": "Missing or wrong x-api-key (answered by API Gateway)"}
+    403: _failure("Missing or wrong x-api-key (answered by API Gateway)")
 }
-UNSUPPORTED: dict[int, OpenAPIResponse] = {
-    415: {
-        "description": "The body is not JSON",
-        "content": {"application/json": {"schema": Failure.model_json_schema()}},
-    }
+# source=admin, and HIGH in bulk, is checked by the function: the route itself is public.
+NEEDS_KEY_FOR_HIGH: dict[int, OpenAPIResponse] = {
+    403: _failure("source=admin (or a HIGH bulk request) without the admin key in x-api-key")
+}
+BODY_ERRORS: dict[int, OpenAPIResponse] = {
+    413: _failure(f"The body is over {edge.MAX_BODY_BYTES} bytes"),
+    415: _failure("The body is not JSON (Content-Type: application/json, UTF-8)"),
 }
 
 
@@ -134,7 +176,10 @@ def _json(
 
 @app.post(
     "/api/profile/<username>/request",
-    responses=_documented(Success[IntakeAnswer], "Queued, already queued, or already processed"),
+    responses={
+        **_documented(Success[IntakeAnswer], "Queued, already queued, or already processed"),
+        **NEEDS_KEY_FOR_HIGH,
+    },
     tags=["profiles"],
 )
 @tracer.capture_method
@@ -144,9 +189,20 @@ def request_profile(
         Source, Query(description="Who asks; decides the priority")
     ] = Source.FRONTEND,
 ) -> Response[Any]:
-    decision = _decide(normalise_username(username), source)
+    name = normalise_username(username)
+    _authorise(source, bulk=False)
+    decision = _decide(name, source)
     _record(decision)
     return _json(HTTPStatus.OK, success_body(decision.answer))
+
+
+def _authorise(source: Source, *, bulk: bool) -> None:
+    access.authorise(
+        source,
+        bulk=bulk,
+        presented_key=app.current_event.headers.get(access.ADMIN_KEY_HEADER),
+        admin_key=bootstrap.context().admin_key,
+    )
 
 
 def _decide(name: str, source: Source) -> intake.Decision:
@@ -215,7 +271,11 @@ def get_posts(
     ] = None,
     cursor: Annotated[
         str | None,
-        Query(description="next_cursor of the previous page (opaque)", pattern=r"^[A-Za-z0-9_-]+$"),
+        Query(
+            description="next_cursor of the previous page (opaque, signed)",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=edge.MAX_CURSOR_CHARS,
+        ),
     ] = None,
 ) -> Response[Any]:
     name = normalise_username(username)
@@ -242,12 +302,14 @@ def get_similar(username: UsernamePath) -> Response[Any]:
     "/api/profile/bulk-request",
     responses={
         **_documented(Success[BulkResult], "One result per username, in order"),
-        **UNSUPPORTED,
+        **NEEDS_KEY_FOR_HIGH,
+        **BODY_ERRORS,
     },
     tags=["profiles"],
 )
 @tracer.capture_method
 def bulk_request(body: BulkRequestBody) -> Response[Any]:
+    _authorise(body.source, bulk=True)
     decisions: list[intake.Decision] = []
 
     def one(name: str) -> IntakeAnswer:
@@ -259,6 +321,70 @@ def bulk_request(body: BulkRequestBody) -> Response[Any]:
     for decision in decisions:
         _record(decision)
     return _json(HTTPStatus.OK, success_body(result))
+
+
+@app.get(
+    "/api/viral-ideas/reels",
+    responses=_documented(Success[FeedPage], "Reels across every analysed profile, best first"),
+    tags=["viral-ideas"],
+    summary="The viral-ideas feed: reels that beat their own account's median the most",
+    description=(
+        "Reels of every analysed profile (crawl-depth analyses included, marked "
+        "`crawl_depth`), highest `outlier_score` first. Without `since`, the window is the "
+        f"last {feed.DEFAULT_WINDOW_DAYS} days; it reaches back {feed.MAX_WINDOW_DAYS} days "
+        "at most (an older `since` starts there), and `data.since` is the window's first "
+        "day. A page can hold fewer than `limit` reels and still have a `next_cursor`."
+    ),
+)
+@tracer.capture_method
+def viral_reels(
+    min_score: Annotated[
+        float, Query(ge=0, le=feed.MAX_MIN_SCORE, description="Lowest outlier score listed")
+    ] = feed.DEFAULT_MIN_SCORE,
+    since: Annotated[
+        str | None,
+        Query(
+            description=(
+                "ISO date (YYYY-MM-DD): reels taken on or after it (UTC). "
+                f"Default: {feed.DEFAULT_WINDOW_DAYS} days ago; at most "
+                f"{feed.MAX_WINDOW_DAYS} days ago"
+            ),
+            # A string, not a `date`: pydantic would take "0" as a Unix timestamp.
+            pattern=feed.DAY_PATTERN,
+            json_schema_extra={"format": "date"},
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=feed.MAX_CATEGORY_LENGTH,
+            description="The profile's category, case-insensitive",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=feed.MAX_LIMIT, description="Page size")
+    ] = feed.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page, with the same filters (opaque, signed)",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=edge.MAX_CURSOR_CHARS,
+        ),
+    ] = None,
+) -> Response[Any]:
+    ctx = bootstrap.context()
+    page = feed.read_page(
+        min_score=min_score,
+        since=feed.parse_day(since),
+        category=category,
+        limit=limit,
+        cursor=cursor,
+        index=ctx.content,
+        clock=ctx.clock,
+    )
+    return _json(HTTPStatus.OK, success_body(page))
 
 
 @app.get(
@@ -288,25 +414,54 @@ def queue_status() -> Response[Any]:
 @app.post(
     "/api/viral-ideas/process-pending",
     responses={
-        **_documented(Success[ProcessPendingResult], "Every PENDING job dispatched again"),
+        **_documented(
+            Success[ProcessPendingResult],
+            "PENDING jobs dispatched again, HIGH first, as far as one call goes; "
+            "while has_more, call again with next_cursor",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
-    summary="Re-dispatch every PENDING job (API key required)",
+    summary="Re-dispatch every PENDING job, in calls that continue by cursor (API key required)",
     security=ADMIN,
 )
 @tracer.capture_method
-def process_pending() -> Response[Any]:
+def process_pending(
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous call (opaque); absent to start",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=1024,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=100_000, description="Most jobs this call examines (default: its time)"),
+    ] = None,
+) -> Response[Any]:
     ctx = bootstrap.context()
-    result = operations.process_pending(store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock)
+    result = operations.process_pending(
+        store=ctx.jobs,
+        dispatcher=ctx.dispatcher,
+        clock=ctx.clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=app.lambda_context.get_remaining_time_in_millis,
+    )
     metrics.add_metric(name="Admin_redispatched", unit=MetricUnit.Count, value=result.dispatched)
+    logger.info("process-pending", extra=result.model_dump(exclude={"next_cursor"}))
     return _json(HTTPStatus.OK, success_body(result))
 
 
 @app.post(
     "/api/viral-ideas/redrive",
     responses={
-        **_documented(Success[RedriveResult], "Dead letters moved back to their queues"),
+        **_documented(
+            Success[RedriveResult],
+            "Dead letters moved back: by an SQS message move task per queue (tasks), "
+            "or, where SQS has none (the local emulator), here and now",
+        ),
         **FORBIDDEN,
     },
     tags=["admin"],
@@ -315,7 +470,14 @@ def process_pending() -> Response[Any]:
 )
 @tracer.capture_method
 def redrive(
-    max_messages: Annotated[int, Query(ge=1, le=1000, description="Per queue")] = 100,
+    max_messages: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1000,
+            description="Per queue, where messages are moved by hand; a move task moves all",
+        ),
+    ] = 100,
 ) -> Response[Any]:
     ctx = bootstrap.context()
     settings = ctx.settings
@@ -329,7 +491,7 @@ def redrive(
         if dlq and queue
     }
     result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
-    logger.info("redrive", extra={"moved": result.moved})
+    logger.info("redrive", extra={"moved": result.moved, "tasks": len(result.tasks)})
     return _json(HTTPStatus.OK, success_body(result))
 
 
@@ -345,6 +507,36 @@ def openapi_document() -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=app.get_openapi_json_schema(),
     )
+
+
+@app.get("/api/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    """Swagger UI with its assets inline (works offline, e.g. in the local stack): what
+    Powertools' enable_swagger serves, built from the same library pieces. Not
+    enable_swagger itself: it imports the OpenAPI models when the module loads, which
+    every cold start would pay for this one page."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as assets
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
+    context = app.current_event.request_context
+    # Under API Gateway the stage prefixes the path (as Powertools' _get_base_path says).
+    stage = context.stage
+    base = (
+        f"/{stage}"
+        if stage and stage != "$default" and context.path.startswith(f"/{stage}")
+        else ""
+    )
+    spec = app.get_openapi_json_schema(servers=[Server(url=base or "/")])
+    folder = Path(assets.__file__).parent
+    page = assets.generate_swagger_html(
+        # Keeps a "</script>" inside the document from closing the page's script tag.
+        spec.replace("</", "<\\/"),
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        "",
+        None,
+    )
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.TEXT_HTML, body=page)
 
 
 @app.get("/", include_in_schema=False)
@@ -370,6 +562,18 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return _json(HTTPStatus.BAD_REQUEST, failure_body(validation_detail(exc.errors())))
 
 
+@app.exception_handler(PayloadTooLarge)
+def _too_large(exc: PayloadTooLarge) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, failure_body(str(exc)))
+
+
+@app.exception_handler(UnsupportedMediaType)
+def _not_json(exc: UnsupportedMediaType) -> Response[Any]:
+    metrics.add_metric(name="Intake_rejected", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, failure_body(str(exc)))
+
+
 @app.exception_handler(UnicodeDecodeError)
 def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
     return _json(HTTPStatus.BAD_REQUEST, failure_body("The request body must be UTF-8 JSON"))
@@ -383,6 +587,13 @@ def _unsupported(exc: RequestUnsupportedContentType) -> Response[Any]:
     )
 
 
+@app.exception_handler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response[Any]:
+    logger.warning("refused", extra={"reason": str(exc)})
+    metrics.add_metric(name="Intake_forbidden", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.FORBIDDEN, failure_body(str(exc)))
+
+
 @app.exception_handler(NotFound)
 def _not_found(exc: NotFound) -> Response[Any]:
     return _json(HTTPStatus.NOT_FOUND, failure_body(str(exc)))
@@ -391,6 +602,7 @@ def _not_found(exc: NotFound) -> Response[Any]:
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[Any]:
     event = app.current_event
+    _check_method(event.resource, event.http_method)
     # API Gateway matched a {username} route, but the name holds characters the
     # resolver's path pattern refuses (quotes, emoji, '/'): that is bad input, 400.
     username = (event.path_parameters or {}).get("username")
@@ -401,15 +613,69 @@ def _no_route(exc: NotFoundError) -> Response[Any]:
     )
 
 
+def _check_method(resource: str | None, method: str) -> None:
+    # The template sends every other method of a documented path here (ANY), so an
+    # undeclared method is a 405 naming what the path allows. Checked against the
+    # resource API Gateway matched: the resolver alone would take
+    # GET /api/profile/bulk-request for the profile of a user called bulk-request.
+    allowed = _allowed_methods().get(resource or "")
+    if allowed and method.upper() not in allowed:
+        raise MethodNotAllowed(method, allowed)
+
+
+def _declared_methods_only(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    _check_method(app.current_event.resource, app.current_event.http_method)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_declared_methods_only])
+
+
+@cache
+def _allowed_methods() -> dict[str, list[str]]:
+    """Methods of each routed path, spelled as API Gateway spells resources.
+
+    Read from the resolver's routes, which it keeps in private lists: the public
+    alternative, the OpenAPI document, costs ~250 ms to build on a cold start.
+    tests/integration/test_edge.py fails if a Powertools upgrade renames them."""
+    allowed: dict[str, set[str]] = {}
+    for route in [*app._static_routes, *app._dynamic_routes]:
+        allowed.setdefault(route.openapi_path, {"OPTIONS"}).add(route.method)
+    return {path: sorted(methods) for path, methods in allowed.items()}
+
+
+@app.exception_handler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> Response[Any]:
+    return _json(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        failure_body(str(exc)),
+        headers={"Allow": ", ".join(exc.allowed)},
+    )
+
+
+@app.exception_handler(SecretUnavailable)
+def _secret_unavailable(exc: SecretUnavailable) -> Response[Any]:
+    logger.error("key unavailable", extra={"reason": str(exc)})
+    return _json(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        failure_body("A key the API needs is temporarily unavailable. Please retry."),
+        headers={"Retry-After": "5"},
+    )
+
+
 @app.exception_handler(StorageUnavailable)
 def _unavailable(exc: StorageUnavailable) -> Response[Any]:
     logger.warning("storage unavailable", extra={"reason": str(exc)})
     metrics.add_metric(name="Intake_unavailable", unit=MetricUnit.Count, value=1)
-    return _json(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        failure_body("Storage is temporarily unavailable; nothing was queued. Please retry."),
-        headers={"Retry-After": "5"},
+    # A read (the feed, a profile) queues nothing, so it does not say it did not.
+    detail = (
+        "Storage is temporarily unavailable. Please retry."
+        if app.current_event.http_method == "GET"
+        else "Storage is temporarily unavailable; nothing was queued. Please retry."
     )
+    return _json(HTTPStatus.SERVICE_UNAVAILABLE, failure_body(detail), headers={"Retry-After": "5"})
 
 
 @app.exception_handler(QueueUnavailable)
@@ -444,4 +710,5 @@ def _unexpected(exc: Exception) -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    # Route on what API Gateway matched, never on a path re-read after decoding.
+    return app.resolve(edge.routed_event(event), context)

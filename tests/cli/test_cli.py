@@ -251,6 +251,22 @@ def test_admin_commands_need_the_api_key(local: LocalStack) -> None:
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["dispatched"] >= 1  # other tests' jobs may be pending too
 
+    # It follows the API's cursor until every pending job is done: one job per call here.
+    for name in ("admin_a", "admin_b"):
+        assert run(local, "request", name).exit_code == 0
+    chained = run(local, "--json", "process-pending", "--limit", "1", key=local.api_key)
+    assert chained.exit_code == 0, chained.output
+    summary = json.loads(chained.stdout)
+    assert summary["dispatched"] >= 3
+    assert summary["calls"] >= summary["examined"] >= 3
+    human = run(local, "process-pending", "--limit", "2", key=local.api_key)
+    assert human.exit_code == 0, human.output
+    assert "Re-dispatched" in human.stdout
+    assert "call(s)" in human.stdout
+    bad = run(local, "process-pending", "--cursor", "forged", key=local.api_key)
+    assert bad.exit_code == 2
+    assert "Invalid cursor" in bad.stderr
+
     # The key can come from the environment too.
     redrive = run(local, "redrive", "--max-messages", "5", VIRALSPOT_API_KEY=local.api_key or "")
     assert redrive.exit_code == 0, redrive.output
@@ -347,7 +363,6 @@ def test_watch_follows_the_job_to_its_results(local: LocalStack) -> None:
     positions = [table.index(post["shortcode"]) for post in top]
     assert positions == sorted(positions)
     assert f"{top[0]['outlier_score']:.1f}x" in table
-    assert top[0]["url"] in table
 
     # Once processed, the other read commands have something to show.
     recent = run(local, "profile", "natgeo", "--sort", "recent", "--limit", "3")
@@ -413,6 +428,106 @@ def test_ctrl_c_stops_watching_cleanly(local: LocalStack, monkeypatch: pytest.Mo
     assert result.exit_code == 130
     assert "Stopped watching" in result.stderr
     assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ ideas
+
+OSC8 = "\x1b]8;"  # a terminal hyperlink
+
+
+def fits(output: str, width: int) -> bool:
+    return all(len(line) <= width for line in output.splitlines())
+
+
+@pytest.mark.usefixtures("worker")
+def test_ideas_shows_the_feed_in_80_columns(local: LocalStack) -> None:
+    for name in ("ideas_one", "ideas_two", "ideas_three"):
+        done = run(local, "request", name, "--watch", "--interval", "0.2", "--timeout", "20")
+        assert done.exit_code == 0, done.output
+
+    api_page = api_data(local, "/api/viral-ideas/reels?min_score=1&limit=5")
+    assert api_page["count"] == 5
+    as_json = run(local, "--json", "ideas", "--min-score", "1", "--limit", "5")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == api_page
+
+    shown = run(local, "ideas", "--min-score", "1", "--limit", "5", COLUMNS="80")
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    # The table fits; only the next-page command (a long cursor) may run on.
+    assert fits(out.split("More: ")[0], 80), out
+    assert f"reels taken since {api_page['since']} scoring ≥ 1.0x" in out
+    # In the API's order, each on one line: shortcode, @profile and score whole.
+    rows = [
+        next(line for line in out.splitlines() if r["shortcode"] in line) for r in api_page["reels"]
+    ]
+    assert [out.index(row) for row in rows] == sorted(out.index(row) for row in rows)
+    for row, reel in zip(rows, api_page["reels"], strict=True):
+        assert f"@{reel['username']}" in row
+        assert f"{reel['outlier_score']:.1f}x" in row
+
+    # The page ends with the command for the next one, which the API agrees with.
+    more = next(line for line in out.splitlines() if line.startswith("More: "))
+    args = more.removeprefix("More: viralspot ").split()
+    assert args[:1] == ["ideas"]
+    following = run(local, "--json", *args)
+    assert following.exit_code == 0, following.output
+    cursor = api_page["next_cursor"]
+    assert json.loads(following.stdout) == api_data(
+        local, f"/api/viral-ideas/reels?min_score=1&limit=5&cursor={cursor}"
+    )
+
+    # On a terminal the shortcode is a hyperlink to the reel.
+    linked = run(local, "ideas", "--limit", "1", FORCE_COLOR="1", COLUMNS="80")
+    first = api_data(local, "/api/viral-ideas/reels?limit=1")["reels"][0]
+    assert OSC8 in linked.stdout
+    assert first["url"] in linked.stdout
+
+    # Filters reach the API as given.
+    category = api_page["reels"][0]["category"]
+    since = api_page["since"]
+    filtered = run(
+        local,
+        "--json",
+        "ideas",
+        "--category",
+        category.upper(),
+        "--since",
+        since,
+        "--min-score",
+        "0",
+    )
+    assert filtered.exit_code == 0, filtered.output
+    reels = json.loads(filtered.stdout)["reels"]
+    assert reels
+    assert {r["category"] for r in reels} == {category}
+
+    nothing = run(local, "ideas", "--category", "no such category")
+    assert nothing.exit_code == 0
+    assert "No reel taken since" in nothing.stdout
+
+
+def test_ideas_refuses_bad_filters(local: LocalStack) -> None:
+    for args in (["--since", "yesterday"], ["--min-score", "-1"], ["--limit", "101"]):
+        result = run(local, "ideas", *args)
+        assert result.exit_code == 2, (args, result.output)
+    forged = run(local, "ideas", "--cursor", "bm90IGpzb24")
+    assert forged.exit_code == 2
+    assert "Invalid cursor" in forged.stderr
+
+
+@pytest.mark.usefixtures("worker")
+def test_reels_tables_fit_80_columns_with_links(local: LocalStack) -> None:
+    done = run(local, "request", "narrow_term", "--watch", "--interval", "0.2", "--timeout", "20")
+    assert done.exit_code == 0, done.output
+    posts = api_data(local, "/api/profile/narrow_term/posts?limit=5")["posts"]
+    shown = run(local, "profile", "narrow_term", "--limit", "5", COLUMNS="80")
+    assert shown.exit_code == 0, shown.output
+    assert fits(shown.stdout, 80), shown.stdout
+    for post in posts:
+        assert post["shortcode"] in shown.stdout
+    linked = run(local, "profile", "narrow_term", "--limit", "5", FORCE_COLOR="1", COLUMNS="80")
+    assert all(post["url"] in linked.stdout for post in posts)
 
 
 # ------------------------------------------------------------------ client and packaging

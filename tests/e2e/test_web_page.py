@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 
@@ -22,6 +25,7 @@ pytestmark = [pytest.mark.server, pytest.mark.xdist_group("browser")]
 RESULTS_TIMEOUT = 30_000  # ms: the sample worker finishes in about a second
 SCREENSHOT = Path(tempfile.gettempdir()) / "viralspot-web-page.png"
 SCREENSHOT_NARROW = Path(tempfile.gettempdir()) / "viralspot-web-page-narrow.png"
+SCREENSHOT_IDEAS = Path(tempfile.gettempdir()) / "viralspot-web-page-ideas.png"
 
 
 def tid(name: str) -> str:
@@ -234,3 +238,226 @@ def test_page_under_a_stage_path_calls_the_api_under_it(
     assert all(u.startswith(f"{local_stack.url}/v1/api/") for u in api_calls), api_calls
     # "exists" when an earlier test on this stack already processed it.
     assert page.get_attribute(tid("status"), "data-status") in ("completed", "exists")
+
+
+# ------------------------------------------------------------------ trending ideas
+
+IDEAS_PROFILES = ("ideas_alpha", "ideas_beta", "ideas_gamma")
+
+
+def analysed(local_stack: RunningStack, *names: str) -> None:
+    """Request each profile through the API, then wait until the stack's workers have
+    finished everything, the similar profiles they crawl included (the feed is still)."""
+    for name in names:
+        status, _ = local_stack.call("POST", f"/api/profile/{name}/request")
+        assert status == 200
+    deadline = time.monotonic() + 2 * RESULTS_TIMEOUT / 1000
+    while True:
+        _, body = local_stack.call("GET", "/api/viral-ideas/queue-status")
+        totals = body["data"]["totals"]
+        if not totals.get("PENDING") and not totals.get("PROCESSING"):
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.3)
+    for name in names:
+        _, body = local_stack.call("GET", f"/api/profile/{name}/status")
+        assert body["data"]["status"] == "completed", body
+
+
+def idea_rows(page: Page) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = page.locator(tid("idea-row")).evaluate_all(
+        """rows => rows.map(r => ({
+            shortcode: r.dataset.shortcode, username: r.dataset.username,
+            category: r.dataset.category, taken_at: r.dataset.takenAt,
+            score: Number(r.querySelector('[data-testid=outlier-score]').dataset.score),
+            reel: r.querySelector('[data-testid=idea-reel-link]').href,
+            profile: r.querySelector('[data-testid=idea-profile-link]').getAttribute('href'),
+            crawl: !!r.querySelector('[data-testid=crawl-badge]'),
+        }))"""
+    )
+    return rows
+
+
+def feed_api(local_stack: RunningStack, query: str) -> list[dict[str, Any]]:
+    """Every reel of a listing, page after page, as the API serves it."""
+    reels: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        status, body = local_stack.call("GET", f"/api/viral-ideas/reels?{query}{cursor}")
+        assert status == 200, body
+        reels += body["data"]["reels"]
+        if not body["data"].get("next_cursor"):
+            return reels
+        cursor = f"&cursor={body['data']['next_cursor']}"
+
+
+def show_ideas(page: Page) -> None:
+    page.click(tid("ideas-submit"))
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=ideas-submit]').disabled"
+        " && !document.querySelector('[data-testid=ideas-summary]').textContent.startsWith('Loading')"
+    )
+
+
+def test_trending_ideas_lists_filters_and_pages_the_feed(
+    page: Page, local_stack: RunningStack
+) -> None:
+    analysed(local_stack, *IDEAS_PROFILES)
+    page.goto(f"{local_stack.url}/")
+    assert page.locator(tid("ideas-view")).is_hidden()
+    page.click(tid("tab-ideas"))
+    page.locator(tid("idea-row")).first.wait_for()
+    assert page.locator(tid("analyse-view")).is_hidden()
+    assert page.get_attribute(tid("tab-ideas"), "aria-current") == "page"
+
+    # The first page, as the API ranks it: best first, all at or above 2x, several accounts.
+    rows = idea_rows(page)
+    api_first = feed_api(local_stack, "limit=100")[: len(rows)]
+    assert [r["shortcode"] for r in rows] == [r["shortcode"] for r in api_first]
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert min(scores) >= 2
+    assert len({r["username"] for r in rows}) >= 2
+    for row, reel in zip(rows, api_first, strict=True):
+        assert row["reel"] == reel["url"]
+        assert row["profile"] == f"#{reel['username']}"
+    summary = page.inner_text(tid("ideas-summary"))
+    assert f"{len(rows)} reel" in summary
+
+    # Paging: "Load more" appends the next page; no reel twice, the API's order throughout.
+    page.fill(tid("ideas-min-score"), "1")
+    page.select_option(tid("ideas-limit"), "10")
+    show_ideas(page)
+    assert page.locator(tid("idea-row")).count() == 10
+    for _ in range(2):
+        before = page.locator(tid("idea-row")).count()
+        page.click(tid("ideas-more"))
+        page.wait_for_function(
+            f"() => document.querySelectorAll('[data-testid=idea-row]').length > {before}"
+        )
+    paged = [r["shortcode"] for r in idea_rows(page)]
+    assert len(paged) == len(set(paged)) == 30
+    assert paged == [r["shortcode"] for r in feed_api(local_stack, "min_score=1&limit=100")][:30]
+    assert page.url.endswith("#/trending?min_score=1&limit=10")
+
+    # Category, in any case, and since.
+    category = rows[0]["category"]
+    page.fill(tid("ideas-category"), category.upper())
+    since = (datetime.now(UTC).date() - timedelta(days=10)).isoformat()
+    page.fill(tid("ideas-since"), since)
+    page.select_option(tid("ideas-limit"), "100")
+    show_ideas(page)
+    filtered = idea_rows(page)
+    assert filtered
+    assert {r["category"] for r in filtered} == {category}
+    assert all(r["taken_at"] >= since for r in filtered)
+    expected = feed_api(
+        local_stack, f"min_score=1&limit=100&since={since}&category={quote(category.upper())}"
+    )
+    assert [r["shortcode"] for r in filtered] == [r["shortcode"] for r in expected]
+    # Profiles analysed only at crawl depth (the crawled similar ones) are marked.
+    assert [r["crawl"] for r in filtered] == [r.get("crawl_depth", False) for r in expected]
+
+    # The filters are in the address: reloading shows the same listing.
+    page.reload()
+    page.locator(tid("idea-row")).first.wait_for()
+    assert [r["shortcode"] for r in idea_rows(page)] == [r["shortcode"] for r in filtered]
+    assert page.input_value(tid("ideas-category")) == category.upper()
+    page.screenshot(path=str(SCREENSHOT_IDEAS), full_page=True)
+
+    # A reel's profile link shows that profile's analysis, without queueing it again.
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    name = filtered[0]["username"]
+    page.locator(tid("idea-profile-link")).first.click()
+    wait_for_results(page)
+    assert page.locator(tid("ideas-view")).is_hidden()
+    assert f"@{name}" in page.inner_text(tid("profile-name"))
+    assert posts == []
+
+
+def test_trending_ideas_shows_bad_filters_and_an_empty_feed(
+    page: Page, local_stack: RunningStack
+) -> None:
+    page.goto(f"{local_stack.url}/#/trending?category=no%20such%20category")
+    summary = page.locator(tid("ideas-summary"))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=ideas-summary]').textContent.startsWith('No reel')"
+    )
+    assert "no such category" in summary.inner_text()
+    assert page.locator(tid("idea-row")).count() == 0
+    assert page.locator(tid("ideas-more")).is_hidden()
+
+    page.fill(tid("ideas-min-score"), "-1")
+    page.click(tid("ideas-submit"))
+    error = page.locator(tid("ideas-error"))
+    error.wait_for(state="visible")
+    assert "Invalid request" in error.inner_text()
+    assert "min_score" in error.inner_text()
+
+
+HOSTILE = {
+    "html": '<img src=x onerror="window.__pwned=1">',
+    "script": "<script>window.__pwned=2</script>",
+    "link": "javascript:window.__pwned=3",
+    "svg": "<svg onload=window.__pwned=4>",
+}
+
+
+def hostile_profile(body: dict[str, Any]) -> dict[str, Any]:
+    data = body["data"]
+    data.update(
+        full_name=HOSTILE["html"],
+        biography=HOSTILE["script"],
+        external_url=HOSTILE["link"],
+        category=HOSTILE["svg"],
+        profile_pic_url=HOSTILE["link"],
+    )
+    return body
+
+
+def hostile_posts(body: dict[str, Any]) -> dict[str, Any]:
+    for post in body["data"]["posts"]:
+        post.update(caption=HOSTILE["svg"] + HOSTILE["html"], url=HOSTILE["link"])
+        post["thumbnail_url"] = HOSTILE["link"]
+    return body
+
+
+def hostile_similar(body: dict[str, Any]) -> dict[str, Any]:
+    for item in body["data"]["similar"]:
+        item.update(full_name=HOSTILE["script"], profile_pic_url=HOSTILE["link"])
+    return body
+
+
+def test_hostile_provider_data_is_shown_as_text_and_never_runs(
+    page: Page, local_stack: RunningStack
+) -> None:
+    """Provider data is untrusted input (docs/security.md): whatever a provider
+    returns in names, captions and URLs, the page shows it as text and links only
+    to http(s). The real API answers are rewritten on their way to the page."""
+
+    def rewrite(change: Any) -> Any:
+        def handle(route: Any) -> None:
+            response = route.fetch()
+            route.fulfill(response=response, json=change(response.json()))
+
+        return handle
+
+    page.route(re.compile(r".*/api/profile/natgeo$"), rewrite(hostile_profile))
+    page.route(re.compile(r".*/api/profile/natgeo/posts(\?.*)?$"), rewrite(hostile_posts))
+    page.route(re.compile(r".*/api/profile/natgeo/similar$"), rewrite(hostile_similar))
+    page.goto(f"{local_stack.url}/")
+    request(page, "natgeo")
+    wait_for_results(page)
+
+    assert HOSTILE["html"] in page.inner_text(tid("profile-name"))
+    assert page.locator(tid("reel-row")).count() >= 1
+    assert page.evaluate("() => window.__pwned") is None
+    # Nothing the data carried became markup...
+    assert page.locator("img[onerror], svg[onload], #results script").count() == 0
+    # ...and no javascript: URL became a link or an image.
+    for selector, attribute in (("a", "href"), ("img", "src")):
+        values = page.locator(selector).evaluate_all(
+            f"els => els.map(e => e.getAttribute('{attribute}'))"
+        )
+        assert not [v for v in values if v and v.strip().lower().startswith("javascript:")]

@@ -93,8 +93,10 @@ def _profile_passes(profile: Profile | None, guard: ProfileGuard, stale_before: 
     )
 
 
-def _job_replaceable(existing: Job | None, recent_before: datetime) -> bool:
+def _job_replaceable(existing: Job | None, recent_before: datetime, guard: ProfileGuard) -> bool:
     if existing is None:
+        return True
+    if existing.status is JobStatus.COMPLETED and guard is ProfileGuard.CRAWLED:
         return True
     if existing.status is JobStatus.COMPLETED:
         # `completed_at < :recent_before`: a COMPLETED job without completed_at fails
@@ -152,7 +154,7 @@ class MemoryJobStore:
             profile = self.profiles.get(job.username)
             existing = self._items.get(job.username)
             profile_ok = _profile_passes(profile, guard, stale_before)
-            job_ok = _job_replaceable(existing, recent_before)
+            job_ok = _job_replaceable(existing, recent_before, guard)
             if profile_ok and job_ok:
                 self._store(None, job)
                 return

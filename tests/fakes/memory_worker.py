@@ -30,6 +30,7 @@ from tests.fakes.memory import MemoryJobStore, MemoryProfiles
 from viralspot.adapters.dynamo_jobs import sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
 from viralspot.profiles import Profile, Tier
 from viralspot.sharding import shard_of
@@ -97,10 +98,15 @@ class MemoryWorkerJobStore(MemoryJobStore):
     # -- sweeper ---------------------------------------------------------------
 
     def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
     ) -> Iterator[Job]:
         cutoff = to_iso(before)
-        after: tuple[str, str] | None = None
         while True:
             with self._lock:
                 indexed = []
@@ -182,11 +188,20 @@ class MemoryContent:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.items: dict[tuple[str, str], ScoredReel] = {}
+        self.feed_profiles: dict[str, FeedProfile] = {}
         self.writes = 0
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
         with self._lock:
             self.writes += 1
+            self.feed_profiles[username] = profile
             for reel in reels:
                 self.items[(username, reel.shortcode)] = reel
 

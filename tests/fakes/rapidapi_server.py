@@ -35,6 +35,8 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-cased names
     fields: dict[str, str]  # form body for POST, query string for GET
     body: bytes
+    # The client's end of the TCP connection: equal ports, one reused connection.
+    client_port: int
 
 
 Responder = Callable[[RecordedRequest], Reply]
@@ -134,6 +136,7 @@ class FakeRapidApi:
                     headers={name.lower(): value for name, value in self.headers.items()},
                     fields=dict(parse_qsl(raw, keep_blank_values=True)),
                     body=body,
+                    client_port=self.client_address[1],
                 )
                 reply = fake._answer(request)
                 if reply.delay:

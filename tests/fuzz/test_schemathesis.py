@@ -1,8 +1,8 @@
 """Fuzz the HTTP API with schemathesis, from the OpenAPI document the API serves.
 
 The target is the real local stack (`devstack.server.LocalStack`): the API Gateway
-shaped HTTP server in front of the API function, on 127.0.0.1 with an ephemeral
-port, over the test emulator. Workers and schedules are off, so whatever the fuzzer
+shaped HTTP server in front of the API function's containers (processes, as
+`make run` runs them), on 127.0.0.1 with an ephemeral port, over the test emulator. Workers and schedules are off, so whatever the fuzzer
 stores stays where it was put. Two profiles are processed first (the real worker
 with the sample provider), so the read routes also answer 200 with real bodies.
 
@@ -15,6 +15,12 @@ successful admin call without the key and with a wrong one). Every error is the
 `{success: false, detail}` envelope. Afterwards nothing invalid may have been
 stored: every Jobs and Profiles key is a canonical username.
 
+Then schemathesis' own runner (its CLI) runs every phase that needs no state
+against the same stack with every check: the coverage phase sends each documented
+path every undeclared method (405 with Allow expected), the bulk body in undeclared
+and malformed media types (415), and boundary values. Settings shared by both
+runs, each with its reason, are in schemathesis.toml next to this file.
+
 What it found (500s on undecodable or non-JSON bodies, an undocumented username
 rule and admin 403) is fixed; regression tests for each are at the bottom.
 """
@@ -23,9 +29,12 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +43,6 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import unsupported_method
 
 from devstack.apigw import routes
 from devstack.emulator import Emulator
@@ -60,7 +68,9 @@ USERNAME_RULE = re.compile(r"[a-z0-9._]{1,30}")
 BUDGET: dict[str, tuple[int, int, int]] = {
     "GET /api/health": (5, 0, 0),
     "GET /api/viral-ideas/queue-status": (5, 0, 0),
-    "POST /api/viral-ideas/process-pending": (5, 0, 0),
+    # A feed page is one Query per (week, shard) of its window: fewer, dearer requests.
+    "GET /api/viral-ideas/reels": (20, 20, 0),
+    "POST /api/viral-ideas/process-pending": (10, 10, 0),
     "POST /api/viral-ideas/redrive": (15, 15, 0),
     "GET /api/profile/{username}": (25, 0, 5),
     "GET /api/profile/{username}/status": (25, 0, 5),
@@ -73,20 +83,10 @@ BUDGET: dict[str, tuple[int, int, int]] = {
 # are few; the final scan then sees everything the writers stored.
 WRITERS = {"POST /api/profile/{username}/request", "POST /api/profile/bulk-request"}
 
-# Checks left out, and why:
-# - unsupported_method: it sends TRACE and the like, which the local HTTP server
-#   answers itself (501) before any function runs; that says nothing about the API.
-EXCLUDED_CHECKS = [unsupported_method]
-CONFIG = {
-    "generation": {
-        # Unknown query parameters are ignored, as API Gateway and most APIs do; the
-        # contract does not promise to refuse them.
-        "allow-extra-parameters": False,
-        # The key is always the right one (sent with every call); `ignored_auth`
-        # takes it away and forges a wrong one to prove the admin routes need it.
-        "with-security-parameters": False,
-    }
-}
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+# Examples per operation in the CLI run's fuzzing phase (its coverage phase runs
+# every scenario the document defines, whatever this says).
+CLI_EXAMPLES = 25
 
 
 # ---------------------------------------------------------------- the target
@@ -128,6 +128,8 @@ def target(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
 
 
 def _scan_keys(emulator: Emulator, table: str) -> list[str]:
+    """Every username key of `table`; the queue counters that share the Jobs table
+    under '#stats' keys (no username can take them) are not usernames."""
     client = emulator.client("dynamodb")
     keys: list[str] = []
     kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "username"}
@@ -135,7 +137,7 @@ def _scan_keys(emulator: Emulator, table: str) -> list[str]:
         page = client.scan(**kwargs)
         keys.extend(item["username"]["S"] for item in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
-            return keys
+            return [key for key in keys if not key.startswith(STATS_PREFIX)]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
@@ -207,7 +209,7 @@ def test_api_survives_fuzzing_and_stores_nothing_invalid(
 ) -> None:
     started = time.monotonic()
     schema = schemathesis.openapi.from_url(
-        f"{target.api_url}/api/openapi.json", config=schemathesis.Config.from_dict(CONFIG)
+        f"{target.api_url}/api/openapi.json", config=schemathesis.Config.from_path(CONFIG)
     )
     session = requests.Session()
     key = {"x-api-key": API_KEY}
@@ -218,15 +220,10 @@ def test_api_survives_fuzzing_and_stores_nothing_invalid(
     def call(case: schemathesis.Case) -> None:
         label = case.operation.label
         calls[label] += 1
-        if case.query and "cursor" in case.query:
-            # A cursor is opaque: valid only as the API issued it (the end-to-end worker
-            # tests page with real ones); a generated one is rightly refused with 400.
-            del case.query["cursor"]
         response = case.call(base_url=target.api_url, session=session, headers=key, timeout=30)
         statuses[response.status_code] += 1
         case.validate_response(
             response,
-            excluded_checks=EXCLUDED_CHECKS,
             headers=key,
             transport_kwargs={"base_url": target.api_url, "session": session},
         )
@@ -261,16 +258,56 @@ def test_api_survives_fuzzing_and_stores_nothing_invalid(
     assert statuses[400] >= 20, statuses
 
     # Invalid input never stored: every key in Jobs and Profiles is a canonical name.
-    # The queue counters share the Jobs table under '#stats' keys no username can take.
-    jobs = [
-        key
-        for key in _scan_keys(emulator, stack.refs["JobsTable"])
-        if not key.startswith(STATS_PREFIX)
-    ]
+    jobs = _scan_keys(emulator, stack.refs["JobsTable"])
     profiles = _scan_keys(emulator, stack.refs["ProfilesTable"])
     assert len(jobs) > len(SEEDED), "the fuzz should have queued some valid names"
     bad = sorted({name for name in jobs + profiles if not canonical(name)})
     assert not bad, f"non-canonical usernames stored: {bad[:20]}"
+
+
+def test_every_check_over_every_phase_of_schemathesis_itself(
+    target: LocalStack, stack: Stack, emulator: Emulator
+) -> None:
+    """schemathesis' own runner against the running stack: the document's examples,
+    its coverage phase (boundary values, every undeclared method, undeclared and
+    malformed media types) and fuzzing, positive and negative, every check."""
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(CONFIG),
+        "--no-color",
+        "run",
+        f"{target.api_url}/api/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--mode",
+        "all",
+        "--max-examples",
+        str(CLI_EXAMPLES),
+        "--workers",
+        "1",
+        "--header",
+        f"x-api-key: {API_KEY}",
+        "--request-timeout",
+        "30",
+        "--generation-database",
+        "none",
+    ]
+    if os.environ.get("CI") == "true":
+        command += ["--seed", "16"]
+    started = time.monotonic()
+    result = subprocess.run(  # noqa: S603 - our own virtualenv's schemathesis, fixed arguments
+        command, capture_output=True, text=True, timeout=600, check=False
+    )
+    summary = result.stdout[result.stdout.rfind("SUMMARY") :]
+    print(f"\nschemathesis CLI ({time.monotonic() - started:.1f} s):\n{summary}")
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert "Coverage" in summary, summary
+    assert "Fuzzing" in summary, summary
+    jobs = _scan_keys(emulator, stack.refs["JobsTable"])
+    assert all(canonical(name) for name in jobs), [n for n in jobs if not canonical(n)][:20]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from devstack.apigw import routes
@@ -148,11 +149,19 @@ def test_errors_and_preflight_look_like_api_gateway(local: LocalStack) -> None:
     assert body["success"] is False
     assert headers["Access-Control-Allow-Origin"] == "*"
 
-    for method, path in (("GET", "/nope"), ("DELETE", "/api/profile/natgeo/status")):
+    # API Gateway's own refusals, in the template's GatewayResponses envelope.
+    for method, path in (("GET", "/nope"), ("FROB", "/api/health"), ("GET", "/api/health/")):
         status, headers, body = http(method, f"{local.api_url}{path}")
-        assert status == 403
-        assert body == {"message": "Missing Authentication Token"}
+        assert status == 403, (method, path)
+        assert body == {"success": False, "detail": "Missing Authentication Token"}
+        assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
         assert headers["Access-Control-Allow-Origin"] == "*"
+
+    # A documented path with another method reaches the function (ANY), which says 405.
+    status, headers, body = http("DELETE", f"{local.api_url}/api/profile/natgeo/status")
+    assert status == 405
+    assert headers["Allow"] == "GET, OPTIONS"
+    assert body["success"] is False
 
     status, headers, body = http(
         "OPTIONS",
@@ -198,10 +207,31 @@ def test_whole_system_processes_a_request(stack: Stack, emulator: Emulator) -> N
     assert progress["data"]["status"] == "completed"
 
 
+def test_an_operation_the_emulator_lacks_is_refused_at_once_with_a_code(
+    stack: Stack, emulator: Emulator
+) -> None:
+    """moto has no SQS message move tasks; the emulator says so as an endpoint would
+    (NotImplemented, HTTP 501, not retried), so redrive can fall back at once."""
+    sqs = emulator.client("sqs")
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=stack.refs["LowDeadLetterQueue"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        sqs.start_message_move_task(SourceArn=dlq)
+    error = refused.value.response
+    assert error["Error"]["Code"] == "NotImplemented"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert error["ResponseMetadata"]["RetryAttempts"] == 0
+
+
 def test_environment_is_every_functions_plus_the_emulator(template: dict[str, Any]) -> None:
     stack = Stack(template=template, parameters=default_parameters(template))
     for name, resource in template["Resources"].items():
-        if resource["Type"] in ("AWS::DynamoDB::Table", "AWS::SQS::Queue"):
+        if resource["Type"] in (
+            "AWS::DynamoDB::Table",
+            "AWS::SQS::Queue",
+            "AWS::SecretsManager::Secret",
+        ):
             stack.refs[name] = f"physical-{name}"
     env = stack_environment(stack, "http://127.0.0.1:1", base={"LOG_LEVEL": "DEBUG"})
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"

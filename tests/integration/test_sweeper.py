@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +14,10 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.support import StepClock, drain
-from viralspot import bootstrap, sweeper
+from viralspot import bootstrap, intake, sweeper
 from viralspot.config import get_settings
 from viralspot.errors import DispatchFailed, ProviderTransient
-from viralspot.jobs import Job, JobStatus
+from viralspot.jobs import Job, JobStatus, Source
 from viralspot.pipeline import Result, Worker
 from viralspot.providers import ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
@@ -340,3 +341,96 @@ def test_retry_due_after_max_attempts_was_lowered_fails_for_good(
     assert final.failed_for_good
     assert final.error_message == "HTTP 429 Too Many Requests"
     assert drain(aws_env, stack.refs["HighQueue"]) == []
+
+
+def crawl(*names: str) -> None:
+    """Queue `names` as discovery does: LOW, no position; a job and a message each."""
+    ctx = bootstrap.context()
+    for name in names:
+        intake.request_profile(
+            name,
+            Source.CRAWLER,
+            jobs=ctx.jobs,
+            dispatcher=ctx.dispatcher,
+            policy=ctx.policy,
+            clock=ctx.clock,
+            depth=1,
+            discovered_from="seed",
+            with_position=False,
+        )
+
+
+def waiting_messages(aws_env: Emulator, url: str) -> int:
+    attributes = aws_env.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+# Waiting crawler jobs with a message: five times what one sweep examines below.
+BACKLOG = 100
+SWEEP_LIMIT = 20
+
+
+@pytest.mark.ddblocal
+def test_a_sweep_behind_a_crawler_backlog_resends_nothing_queued_and_sends_a_lost_high_job(
+    api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_MAX_JOBS", str(SWEEP_LIMIT))
+    bootstrap.reset()
+    crawl(*(f"crawled_{i}" for i in range(BACKLOG)))
+    with monkeypatch.context() as patch:  # crawled jobs whose send failed
+        patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
+        crawl(*(f"lost_low_{i}" for i in range(30)))
+    unsent(api, monkeypatch, "person")  # a person's job whose send failed
+    assert waiting_messages(aws_env, stack.refs["LowQueue"]) == BACKLOG
+
+    clock = StepClock()
+    clock.advance(minutes=get_settings().pending_grace_minutes + 1)
+    first = run_sweep(clock)
+    # The lost HIGH job goes out in the first run, whatever waits at LOW.
+    sent_high = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])]
+    assert sent_high == ["person"]
+    assert first.examined == SWEEP_LIMIT
+    assert first.repairs[Repair.REDISPATCHED] == SWEEP_LIMIT
+    low = Counter(json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["LowQueue"]))
+    # The queued backlog is as it was (one message each, none added); the rest of the
+    # run went to lost LOW jobs, each sent once.
+    assert {n: c for n, c in low.items() if n.startswith("crawled_")} == {
+        f"crawled_{i}": 1 for i in range(BACKLOG)
+    }
+    lost_sent = {n for n in low if n.startswith("lost_low_")}
+    assert len(lost_sent) == SWEEP_LIMIT - 1
+    assert all(low[n] == 1 for n in lost_sent)
+
+    # Later runs finish the lost jobs and still add nothing for the queued ones.
+    later: Counter[str] = Counter()
+    for _ in range(3):
+        clock.advance(minutes=1)
+        run_sweep(clock)
+        later.update(
+            json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["LowQueue"])
+        )
+    assert set(later) == {f"lost_low_{i}" for i in range(30)} - lost_sent
+    assert set(later.values()) == {1}
+    assert drain(aws_env, stack.refs["HighQueue"]) == []
+
+
+@pytest.mark.ddblocal
+def test_a_medium_request_behind_a_crawler_backlog_has_no_low_message_ahead(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    crawl(*(f"crawled_{i}" for i in range(BACKLOG)))
+    _, _, body = api.request("POST", "/api/profile/api_user/request?source=api")
+    answer = body["data"]
+    assert answer["priority"] == "MEDIUM"
+    # Crawling is not ahead of it: not in its position, not on its queue.
+    assert answer["queue_position"] == 1
+    assert answer["estimated_time"] == "1-2 minutes"
+    medium = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["MediumQueue"])]
+    assert medium == ["api_user"]
+    assert waiting_messages(aws_env, stack.refs["LowQueue"]) == BACKLOG
+
+
+def refuse(self: Any, job: Job) -> None:
+    raise DispatchFailed("SQS unavailable")

@@ -15,8 +15,8 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack
-from tests.events import sqs_event, sqs_event_for_bodies
-from tests.support import StepClock, drain
+from tests.events import sqs_event_for_bodies
+from tests.support import StepClock, drain, run_worker
 from viralspot import bootstrap, pipeline
 from viralspot.config import get_settings
 from viralspot.errors import ProviderTransient
@@ -25,14 +25,6 @@ from viralspot.pipeline import Result, Worker
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
-
-
-def run_worker(stack: Stack, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
-    handler = handler_for("ProcessProfileFunction", stack.template)
-    result: dict[str, Any] = handler(
-        sqs_event(messages, stack.arns[queue]), LocalContext(function_name="ProcessProfileFunction")
-    )
-    return result
 
 
 def count_items(aws_env: Emulator, table: str, username: str) -> int:
@@ -227,8 +219,8 @@ class CrashingContent:
     def __init__(self, real: Any) -> None:
         self.real = real
 
-    def put_reels(self, username: str, reels: Any, data_source: str) -> None:
-        self.real.put_reels(username, reels[:25], data_source)
+    def put_reels(self, username: str, reels: Any, data_source: str, **feed: Any) -> None:
+        self.real.put_reels(username, reels[:25], data_source, **feed)
         raise SystemExit("container killed mid-pipeline")
 
 
@@ -404,3 +396,30 @@ def test_an_unexpected_error_is_recorded_at_once_not_at_lease_expiry(
     assert job.status is JobStatus.FAILED
     assert job.error_message == "unexpected error: KeyError: 'play_count'"
     assert job.next_retry_at == clock.now + timedelta(minutes=2)
+
+
+class HostileSimilar(SampleProvider):
+    """The sample provider, except that its similar profiles are what a hostile or
+    broken provider might name."""
+
+    NAMES = ("Bob", "<script>", "a/b", "NatGeo", "bob", "x" * 40, "ok.name", "", "..", "@Carol")
+
+    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
+        return [ProviderProfile(username=name) for name in self.NAMES]
+
+
+def test_provider_names_become_keys_only_through_the_username_rule(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    api.request("POST", "/api/profile/natgeo/request")
+    message = drain(aws_env, stack.refs["HighQueue"])[0]
+    worker = make_worker(HostileSimilar(), StepClock())
+    assert worker.process(message["Body"]) is Result.COMPLETED
+
+    canonical = {"bob", "ok.name", "carol"}
+    _, _, profile = api.request("GET", "/api/profile/natgeo")
+    assert set(profile["data"]["similar_usernames"]) == canonical
+    queued = {json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["LowQueue"])}
+    assert queued == canonical
+    scanned = aws_env.client("dynamodb").scan(TableName=stack.refs["ProfilesTable"])["Items"]
+    assert {item["username"]["S"] for item in scanned} == canonical | {"natgeo"}

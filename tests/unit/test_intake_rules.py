@@ -19,6 +19,7 @@ from viralspot.errors import ErrorKind, InvalidInput, StorageUnavailable
 from viralspot.intake import Decision, IntakePolicy, Outcome
 from viralspot.jobs import (
     RECENT_COMPLETION_WINDOW,
+    Analysis,
     Job,
     JobStatus,
     Priority,
@@ -74,11 +75,18 @@ class Intake:
         self.jobs.put(job)
         return job
 
-    def primary(self, username: str = "natgeo", *, scraped_ago: timedelta) -> Profile:
+    def primary(
+        self,
+        username: str = "natgeo",
+        *,
+        scraped_ago: timedelta,
+        analysis: Analysis | None = None,
+    ) -> Profile:
         created = self.now - timedelta(days=60)
         profile = Profile(
             username=username,
             tier=Tier.PRIMARY,
+            analysis=analysis,
             created_at=created,
             updated_at=self.now - scraped_ago,
             last_scraped_at=self.now - scraped_ago,
@@ -390,6 +398,71 @@ def test_failed_awaiting_retry_is_already_in_queue_with_its_retry_time(svc: Inta
     assert answer.next_retry_at == to_iso(retry_at)
     assert answer.queue_position is None  # not in the active queue until the sweeper revives it
     assert svc.jobs.get("natgeo") == old
+    assert svc.dispatcher.sent == []
+
+
+# -- crawl depth ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("completed_ago", [timedelta(minutes=3), timedelta(hours=2)])
+@pytest.mark.parametrize("source", [Source.FRONTEND, Source.API])
+def test_a_persons_request_deepens_a_profile_analysed_for_crawling(
+    svc: Intake, source: Source, completed_ago: timedelta
+) -> None:
+    svc.existing_job(
+        source=Source.CRAWLER,
+        status=JobStatus.COMPLETED,
+        completed_at=svc.now - completed_ago,
+        attempts=1,
+    )
+    svc.primary(scraped_ago=completed_ago, analysis=Analysis.CRAWL)
+    decision = svc.request("natgeo", source)
+    assert decision.outcome is Outcome.UPGRADED
+    assert decision.answer.profile_type == "upgrade"
+    assert "crawl depth" in decision.answer.message
+    stored = svc.jobs.get("natgeo")
+    assert stored is not None
+    assert (stored.status, stored.analysis, stored.source) == (
+        JobStatus.PENDING,
+        Analysis.FULL,
+        source,
+    )
+
+
+def test_crawling_asks_nothing_more_of_a_profile_analysed_for_crawling(svc: Intake) -> None:
+    svc.primary(scraped_ago=timedelta(hours=2), analysis=Analysis.CRAWL)
+    assert svc.request("natgeo", Source.CRAWLER).answer.skip_reason == "already_processed"
+    assert svc.jobs.all() == []
+
+
+def test_crawling_refreshes_a_persons_stale_profile_at_the_persons_depth(svc: Intake) -> None:
+    svc.primary(scraped_ago=STALE_AFTER + timedelta(hours=1), analysis=Analysis.FULL)
+    assert svc.request("natgeo", Source.CRAWLER).answer.profile_type == "refresh"
+    stored = svc.jobs.get("natgeo")
+    assert stored is not None
+    assert (stored.priority, stored.analysis) == (Priority.LOW, Analysis.FULL)
+
+
+def test_a_person_raising_a_crawler_job_makes_it_the_persons(svc: Intake) -> None:
+    svc.existing_job(source=Source.CRAWLER, depth=1, discovered_from="someone")
+    svc.request("natgeo", Source.FRONTEND)
+    stored = svc.jobs.get("natgeo")
+    assert stored is not None
+    assert (stored.source, stored.priority, stored.analysis, stored.depth) == (
+        Source.FRONTEND,
+        Priority.HIGH,
+        Analysis.FULL,
+        0,
+    )
+
+
+def test_crawling_leaves_a_persons_failed_job_as_the_persons_answer(svc: Intake) -> None:
+    failed_job = svc.existing_job(
+        status=JobStatus.FAILED, error_kind=ErrorKind.PERMANENT, error_message="not found"
+    )
+    decision = svc.request("natgeo", Source.CRAWLER)
+    assert decision.outcome is Outcome.FAILED_KEPT
+    assert svc.jobs.get("natgeo") == failed_job
     assert svc.dispatcher.sent == []
 
 

@@ -90,6 +90,7 @@ from tests.fakes.provider import KEY_MISSING, PROVIDER_DOWN, FakeProvider
 from tests.fakes.system import System
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
+from viralspot.clock import to_iso
 from viralspot.errors import (
     DispatchFailed,
     ErrorKind,
@@ -98,6 +99,7 @@ from viralspot.errors import (
     ProviderTransient,
     StorageUnavailable,
 )
+from viralspot.feed import FeedProfile
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import (
     Analysis,
@@ -242,11 +244,18 @@ class CrashingContent(MemoryContent):
         super().__init__()
         self.faults = faults
 
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
         if self.faults.storage:
             self.faults.storage = False
             raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
-        super().put_reels(username, reels, data_source)
+        super().put_reels(username, reels, data_source, profile=profile)
         self.faults.after("put_reels")
 
     def remove_other_reels(self, username: str, keep: set[str]) -> int:
@@ -1024,8 +1033,9 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
         return store.raise_priority(
             args["job"], raised_for(args["job"], Source.FRONTEND, args["now"])
         )
-    due = store.due(args["kind"], args["priority"], args["before"], page=2)
-    return sorted(job.username for job in due)
+    due = store.due(args["kind"], args["priority"], args["before"], page=2, after=args["after"])
+    # In order: both give (sweep_at, username) order, which resuming after a position needs.
+    return [job.username for job in due]
 
 
 @pytest.mark.server
@@ -1038,6 +1048,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     dynamo = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"])
     fake = MemoryWorkerJobStore()
     rng = random.Random(20261128)
+    positions = random.Random(10)
     clock = SteppableClock()
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
@@ -1096,6 +1107,10 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             kind = args["kind"] = rng.choice(list(SweepKind))
             args["priority"] = None if kind is SweepKind.PROCESSING else rng.choice(list(Priority))
             args["before"] = now - timedelta(seconds=rng.choice((0, 300)))
+            # A generator of its own: the walk above stays the one its seed was chosen for.
+            args["after"] = positions.choice(
+                (None, (to_iso(now - timedelta(seconds=positions.choice((0, 300, 4000)))), name))
+            )
         elif op in ("mark", "raise") and seen:
             args["job"] = rng.choice(seen[-4:])
         else:

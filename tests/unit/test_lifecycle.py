@@ -26,6 +26,7 @@ from viralspot.errors import (
     ProviderUnauthorized,
     StorageUnavailable,
 )
+from viralspot.feed import FeedProfile
 from viralspot.intake import Outcome
 from viralspot.jobs import (
     Analysis,
@@ -127,11 +128,18 @@ def test_storage_trouble_gives_the_job_back_uncharged() -> None:
     class FailingOnce(MemoryContent):
         failed = False
 
-        def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None:
+        def put_reels(
+            self,
+            username: str,
+            reels: Sequence[ScoredReel],
+            data_source: str,
+            *,
+            profile: FeedProfile,
+        ) -> None:
             if not self.failed:
                 self.failed = True
                 raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
-            super().put_reels(username, reels, data_source)
+            super().put_reels(username, reels, data_source, profile=profile)
 
     system = System(content=FailingOnce())
     job = system.request("natgeo").answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +14,13 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
+from pydantic import ValidationError
 
 from tests.fakes.rapidapi_server import FakeRapidApi, RecordedRequest, Reply
+from viralspot import bootstrap
 from viralspot.errors import (
     ErrorKind,
     ProfileNotFound,
@@ -24,8 +29,8 @@ from viralspot.errors import (
     ProviderUnauthorized,
     ProviderUnavailable,
 )
+from viralspot.pipeline import Worker
 from viralspot.providers import ProfileProvider
-from viralspot.providers import rapidapi as rapidapi_module
 from viralspot.providers.rapidapi import (
     DEFAULT_HOST,
     PROFILE_PATH,
@@ -34,6 +39,9 @@ from viralspot.providers.rapidapi import (
     RapidApiProvider,
     rapidapi_from_parameters,
 )
+from viralspot.providers.rapidapi import client as client_module
+from viralspot.providers.rapidapi import provider as provider_module
+from viralspot.providers.rapidapi.models import Account, Reel, SimilarAccount
 
 API_KEY = "test-key"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -75,8 +83,9 @@ def provider(make_provider: MakeProvider) -> RapidApiProvider:
 
 @pytest.fixture
 def captured_logs() -> Iterator[list[logging.LogRecord]]:
-    # Attached to the adapter's own logger so the capture does not depend on how
-    # Powertools wires propagation to the root logger in this process.
+    # Attached to the adapter's own loggers (the transport's and the port's) so the
+    # capture does not depend on how Powertools wires propagation to the root logger
+    # in this process.
     records: list[logging.LogRecord] = []
 
     class ListHandler(logging.Handler):
@@ -84,13 +93,15 @@ def captured_logs() -> Iterator[list[logging.LogRecord]]:
             records.append(record)
 
     handler = ListHandler(level=logging.DEBUG)
-    target = logging.getLogger(rapidapi_module.logger.name)
-    previous_level = target.level
-    target.addHandler(handler)
-    target.setLevel(logging.DEBUG)
+    targets = [logging.getLogger(module.logger.name) for module in (client_module, provider_module)]
+    previous_levels = [target.level for target in targets]
+    for target in targets:
+        target.addHandler(handler)
+        target.setLevel(logging.DEBUG)
     yield records
-    target.removeHandler(handler)
-    target.setLevel(previous_level)
+    for target, level in zip(targets, previous_levels, strict=True):
+        target.removeHandler(handler)
+        target.setLevel(level)
 
 
 def profile_body(**overrides: Any) -> dict[str, Any]:
@@ -341,6 +352,130 @@ def test_items_without_code_or_taken_at_are_skipped_not_fatal(
         record.levelno == logging.DEBUG and "skipped" in record.getMessage()
         for record in captured_logs
     )
+
+
+# Any JSON value, weighted towards what broke hand-written mappings: infinities,
+# NaN, numbers too big for a float, numbers and non-numbers as text.
+AWKWARD = [math.inf, -math.inf, math.nan, 10**400, -(10**400), "1e400", "nan", "12", "-3", ""]
+JSON = st.recursive(
+    st.sampled_from(AWKWARD)
+    | st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["text", "url", "candidates", "media"]), children)
+    ),
+    max_leaves=8,
+)
+# What a reel or an account cannot exist without; any other field may be garbage.
+REEL_ESSENTIALS = ("code", "taken_at")
+REEL_FIELDS = (
+    "pk",
+    "play_count",
+    "view_count",
+    "ig_play_count",
+    "like_count",
+    "comment_count",
+    "caption",
+    "video_duration",
+    "image_versions2",
+)
+ACCOUNT_ESSENTIALS = ("username", "user")
+ACCOUNT_FIELDS = (
+    "full_name",
+    "biography",
+    "follower_count",
+    "following_count",
+    "media_count",
+    "profile_pic_url",
+    "is_verified",
+    "is_private",
+    "is_business",
+    "external_url",
+    "category",
+)
+
+
+def some_of(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(keys, JSON))
+
+
+# Timing is not what these check: the machine running them may be busy.
+LENIENT = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@LENIENT
+@given(
+    essentials=some_of(REEL_ESSENTIALS),
+    fields=some_of(REEL_FIELDS),
+    wrap=st.sampled_from([0, 1, 2]),
+)
+def test_a_reel_is_skipped_only_without_code_or_time(
+    essentials: dict[str, Any], fields: dict[str, Any], wrap: int
+) -> None:
+    media = {"code": "C0DE", "taken_at": T0, **essentials, **fields}
+    item: Any = [media, {"media": media}, {"node": {"media": media}}][wrap]
+    try:
+        reel = Reel.model_validate(item).to_reel()
+    except ValidationError:
+        assert essentials, "a reel with a code and a time was skipped for another field"
+        return
+    assert reel.shortcode
+    assert min(reel.view_count, reel.like_count, reel.comment_count) >= 0
+    # DynamoDB stores no NaN or infinity: such a duration is no duration.
+    assert reel.video_duration is None or math.isfinite(reel.video_duration)
+
+
+@LENIENT
+@given(essentials=some_of(ACCOUNT_ESSENTIALS), fields=some_of(ACCOUNT_FIELDS))
+def test_an_account_is_invalid_only_without_a_username(
+    essentials: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    answer = {"username": "alice", **essentials, **fields}
+    for model in (Account, SimilarAccount):
+        try:
+            profile = model.model_validate(answer).to_profile()
+        except ValidationError:
+            assert essentials, "an account with a username was refused for another field"
+            continue
+        assert profile.username
+        assert min(profile.followers_count, profile.following_count, profile.posts_count) >= 0
+
+
+@pytest.mark.parametrize("number", [math.inf, -math.inf, math.nan, "1e400", "nan"])
+def test_numbers_no_float_can_hold_are_no_numbers(
+    fake: FakeRapidApi, provider: RapidApiProvider, number: Any
+) -> None:
+    item = media(
+        "BIG",
+        play_count=number,
+        like_count=number,
+        comment_count=number,
+        video_duration=number,
+    )
+    fake.script(REELS_PATH, Reply(body={"reels": [item]}))
+    fake.script(PROFILE_PATH, Reply(body=profile_body(follower_count=number, media_count=number)))
+
+    [reel] = provider.fetch_reels("alice", 1)
+    profile = provider.fetch_profile("alice")
+
+    assert (reel.view_count, reel.like_count, reel.comment_count) == (0, 0, 0)
+    assert reel.video_duration is None
+    assert (profile.followers_count, profile.posts_count) == (0, 0)
+
+
+@pytest.mark.parametrize("taken_at", [math.inf, math.nan, 10**20, "1e400", "soon", True, []])
+def test_a_reel_whose_time_is_no_time_is_skipped(
+    fake: FakeRapidApi, provider: RapidApiProvider, taken_at: Any
+) -> None:
+    fake.script(REELS_PATH, Reply(body={"reels": [media("BAD", taken_at=taken_at), media("OK")]}))
+
+    reels = provider.fetch_reels("alice", 10)
+
+    assert [reel.shortcode for reel in reels] == ["OK"]
 
 
 # -- pagination ------------------------------------------------------------------------
@@ -739,6 +874,29 @@ def test_similar_accepts_response_shapes_and_excludes_self(
     assert similar[2].is_private is True
 
 
+def test_similar_names_follow_the_one_username_rule(
+    fake: FakeRapidApi, provider: RapidApiProvider
+) -> None:
+    fake.script(
+        SIMILAR_PATH,
+        Reply(
+            body=[
+                {"username": "@Bob"},
+                {"username": "bob"},  # the same account, spelled as the rule spells it
+                {"username": "has space"},
+                {"username": "@@carol"},
+                {"username": "a" * 31},
+                {"username": "dot."},
+                {"username": " Erin "},  # surrounding blanks are the provider's, not the name's
+            ]
+        ),
+    )
+
+    similar = provider.fetch_similar("@Alice", 10)
+
+    assert [profile.username for profile in similar] == ["bob", "erin"]
+
+
 def test_similar_respects_limit(fake: FakeRapidApi, provider: RapidApiProvider) -> None:
     fake.script(SIMILAR_PATH, Reply(body={"users": SIMILAR_USERS}))
 
@@ -814,3 +972,96 @@ def test_factory_caches_the_key(ssm: Any, fake: FakeRapidApi) -> None:
 def test_factory_missing_parameter_is_an_operator_problem(ssm: Any) -> None:
     with pytest.raises(ProviderUnauthorized, match="ParameterNotFound"):
         rapidapi_from_parameters("/viralspot/absent", DEFAULT_HOST)
+
+
+# -- one provider per key per container ------------------------------------------------
+
+
+KEY_PARAMETER = "/viralspot/rapidapi-key"
+
+
+def rotate(ssm: Any, value: str) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value=value, Type="SecureString", Overwrite=True)
+    # Stands in for Powertools' 5-minute cache expiring.
+    parameters.clear_caches()
+
+
+def invocation(fake: FakeRapidApi) -> RapidApiProvider:
+    """What one invocation of the worker does: ask for the provider, then use it."""
+    provider = rapidapi_from_parameters(KEY_PARAMETER, DEFAULT_HOST, base_url=fake.base_url)
+    provider.fetch_profile("alice")
+    return provider
+
+
+def test_warm_invocations_reuse_the_provider_and_its_connection(
+    ssm: Any, fake: FakeRapidApi
+) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="warm-key", Type="SecureString")
+    fake.script(PROFILE_PATH, Reply(body=profile_body()))
+
+    first, second = invocation(fake), invocation(fake)
+
+    assert second is first
+    # One TCP (in production, TLS) connection served both invocations.
+    assert [request.client_port for request in fake.requests] == [fake.requests[0].client_port] * 2
+
+
+def test_a_rotated_key_gets_a_provider_and_a_connection_of_its_own(
+    ssm: Any, fake: FakeRapidApi
+) -> None:
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="old-key", Type="SecureString")
+    fake.script(PROFILE_PATH, Reply(body=profile_body()))
+    old = invocation(fake)
+
+    rotate(ssm, "new-key")
+    new = invocation(fake)
+
+    assert new is not old
+    assert [request.headers["x-rapidapi-key"] for request in fake.requests] == [
+        "old-key",
+        "new-key",
+    ]
+    assert fake.requests[0].client_port != fake.requests[1].client_port
+    # Later invocations keep to the new key's provider.
+    assert invocation(fake) is new
+
+
+@pytest.fixture
+def rapidapi_worker_env(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The worker's environment with PROVIDER=rapidapi and its key in SSM."""
+    environment = {
+        "PROFILES_TABLE": "Profiles",
+        "CONTENT_TABLE": "Content",
+        "JOBS_TABLE": "Jobs",
+        "HIGH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/high",
+        "LOW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/low",
+        "PROVIDER": "rapidapi",
+        "RAPIDAPI_KEY_PARAMETER": KEY_PARAMETER,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    ssm.put_parameter(Name=KEY_PARAMETER, Value="worker-key", Type="SecureString")
+    bootstrap.reset()
+    yield ssm
+    bootstrap.reset()
+
+
+def resolved(worker: Worker) -> ProfileProvider:
+    lazy = worker.provider
+    assert isinstance(lazy, bootstrap.LazyProvider)
+    return lazy.resolve()
+
+
+def test_workers_built_in_a_row_share_one_provider_per_key(rapidapi_worker_env: Any) -> None:
+    # The worker function builds a worker for every record it processes.
+    first, second = bootstrap.worker(), bootstrap.worker()
+
+    provider = resolved(first)
+    assert isinstance(provider, RapidApiProvider)
+    assert resolved(second) is provider
+
+    rotate(rapidapi_worker_env, "rotated-key")
+    after_rotation = resolved(bootstrap.worker())
+    assert isinstance(after_rotation, RapidApiProvider)
+    assert after_rotation is not provider
+    assert resolved(bootstrap.worker()) is after_rotation

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from viralspot.analytics import analyse
-from viralspot.errors import ErrorKind, ProfileNotFound, ProviderTransient
+from viralspot.errors import ErrorKind, InvalidInput, ProfileNotFound, ProviderTransient
 from viralspot.providers import ProfileProvider
 from viralspot.providers.sample import (
     FLAKY_USERNAME,
@@ -115,6 +115,23 @@ class TestProfile:
     def test_impossible_names_are_not_found(self, provider: SampleProvider, username: str) -> None:
         with pytest.raises(ProfileNotFound):
             provider.fetch_profile(username)
+
+    @pytest.mark.parametrize(
+        ("raw", "name"), [("@Alice", "alice"), ("TRAVEL.With.Kim", "travel.with.kim")]
+    )
+    def test_names_follow_the_one_username_rule(
+        self, provider: SampleProvider, raw: str, name: str
+    ) -> None:
+        assert normalise_username(raw) == name
+        assert provider.fetch_profile(raw) == provider.fetch_profile(name)
+        assert provider.fetch_profile(raw).username == name
+
+    @pytest.mark.parametrize("raw", [" alice", "alice ", "@@alice", "@"])
+    def test_names_the_rule_refuses_are_not_found(self, provider: SampleProvider, raw: str) -> None:
+        with pytest.raises(InvalidInput):
+            normalise_username(raw)
+        with pytest.raises(ProfileNotFound):
+            provider.fetch_profile(raw)
 
 
 class TestReels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -10,11 +11,12 @@ from viralspot import intake
 from viralspot.adapters.dynamo_content import DynamoContentStore
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.adapters.dynamo_profiles import DynamoProfileStore
+from viralspot.adapters.secrets import secret_string
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.adapters.sqs_queues import SqsQueues
 from viralspot.clock import Clock, utc_now
 from viralspot.config import Settings, get_settings
-from viralspot.errors import ProviderUnauthorized
+from viralspot.errors import ProviderUnauthorized, SecretUnavailable
 from viralspot.intake import IntakePolicy
 from viralspot.jobs import QueueName, Source
 from viralspot.pipeline import PipelinePolicy, Worker
@@ -32,6 +34,17 @@ class Context:
     queues: SqsQueues
     policy: IntakePolicy
     clock: Clock
+    # The admin key, read on demand (Secrets Manager through Powertools' cache).
+    admin_key: Callable[[], str]
+
+
+def _admin_key(settings: Settings) -> Callable[[], str]:
+    def read() -> str:
+        if not settings.admin_key_secret:
+            raise SecretUnavailable("ADMIN_KEY_SECRET is not configured")
+        return secret_string(settings.admin_key_secret)
+
+    return read
 
 
 def build(settings: Settings, clock: Clock = utc_now) -> Context:
@@ -46,6 +59,7 @@ def build(settings: Settings, clock: Clock = utc_now) -> Context:
         queues=SqsQueues(),
         policy=IntakePolicy(stale_after=timedelta(days=settings.profile_stale_after_days)),
         clock=clock,
+        admin_key=_admin_key(settings),
     )
 
 
@@ -55,9 +69,10 @@ def context() -> Context:
 
 
 def provider_for(settings: Settings) -> ProfileProvider:
-    """The configured provider, looked up on every invocation: the RapidAPI key
-    comes from SSM through Powertools' 5-minute cache, so a rotated key reaches warm
-    containers within minutes instead of never."""
+    """The container's provider, asked for on every invocation. Cheap when warm: the
+    RapidAPI key comes from SSM through Powertools' 5-minute cache, and the provider
+    for that key (its connection pool with it) is built once per container, so a
+    rotated key reaches warm containers within minutes and gets a provider of its own."""
     # Imported on demand: the API function never pays for an HTTP client it does not use.
     if settings.provider == "rapidapi":
         from viralspot.providers.rapidapi import rapidapi_from_parameters
@@ -75,7 +90,11 @@ def _sample_provider() -> ProfileProvider:
     # One per container: its documented flaky usernames count failures per process.
     from viralspot.providers.sample import SampleProvider
 
-    return SampleProvider()
+    # Reels dated back from the start of today (UTC), not from the provider's fixed
+    # 2025 instant: the viral-ideas feed lists recent reels, and a demo's feed must
+    # not be empty. Still the same data for a username all day.
+    today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return SampleProvider(reference_time=today)
 
 
 def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
@@ -116,28 +135,29 @@ def build_worker(ctx: Context, provider: ProfileProvider) -> Worker:
 
 
 class LazyProvider:
-    """The configured provider, built on first use inside the job's attempt: a key
-    that is missing or unreadable then pauses that job (ProviderUnauthorized) like a
-    rejected one, instead of failing the message before any job is claimed."""
+    """The configured provider, looked up on first use inside the job's attempt: a
+    key that is missing or unreadable then pauses that job (ProviderUnauthorized)
+    like a rejected one, instead of failing the message before any job is claimed.
+    One is made per record; the provider it resolves to is the container's."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._built: ProfileProvider | None = None
+        self._resolved: ProfileProvider | None = None
         self.name: str = settings.provider
 
-    def _provider(self) -> ProfileProvider:
-        if self._built is None:
-            self._built = provider_for(self._settings)
-        return self._built
+    def resolve(self) -> ProfileProvider:
+        if self._resolved is None:
+            self._resolved = provider_for(self._settings)
+        return self._resolved
 
     def fetch_profile(self, username: str) -> ProviderProfile:
-        return self._provider().fetch_profile(username)
+        return self.resolve().fetch_profile(username)
 
     def fetch_reels(self, username: str, target: int) -> list[ProviderReel]:
-        return self._provider().fetch_reels(username, target)
+        return self.resolve().fetch_reels(username, target)
 
     def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]:
-        return self._provider().fetch_similar(username, limit)
+        return self.resolve().fetch_similar(username, limit)
 
 
 def worker() -> Worker:

@@ -59,6 +59,10 @@ class Settings(BaseModel):
     low_priority_reels_target: int = Field(default=30, ge=1, le=500)
     discovery_max_depth: int = Field(default=1, ge=0)
     discovery_fan_out: int = Field(default=5, ge=0)
+    # Secrets Manager ids (the template passes ARNs): the admin key that earns HIGH
+    # priority in bulk, and the key that signs paging cursors. API function only.
+    admin_key_secret: str | None = None
+    cursor_key_secret: str | None = None
 
 
 _ENV = {
@@ -87,6 +91,8 @@ _ENV = {
     "low_priority_reels_target": "LOW_PRIORITY_REELS_TARGET",
     "discovery_max_depth": "DISCOVERY_MAX_DEPTH",
     "discovery_fan_out": "DISCOVERY_FAN_OUT",
+    "admin_key_secret": "ADMIN_KEY_SECRET",
+    "cursor_key_secret": "CURSOR_KEY_SECRET",
 }
 
 

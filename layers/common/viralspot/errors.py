@@ -19,6 +19,30 @@ class InvalidInput(ViralSpotError):
     """The caller sent something that can never succeed (HTTP 400)."""
 
 
+class PayloadTooLarge(InvalidInput):
+    """The request body is over the API's size limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body is not JSON (HTTP 415)."""
+
+
+class Forbidden(ViralSpotError):
+    """The caller asked for something only the admin key may ask for (HTTP 403)."""
+
+
+class MethodNotAllowed(ViralSpotError):
+    """The path exists but not with this method (HTTP 405, with Allow)."""
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed here; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class SecretUnavailable(ViralSpotError):
+    """A key the API needs (admin key, cursor key) could not be read (HTTP 503)."""
+
+
 class NotFound(ViralSpotError):
     """The thing asked for does not exist (HTTP 404)."""
 

@@ -11,9 +11,11 @@ once it is stored.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
@@ -191,7 +193,8 @@ def _answer_from(
         return _already_in_queue(
             job, source, now, jobs=jobs, dispatcher=dispatcher, with_position=with_position
         )
-    if where is Standing.RECENT and job is not None:
+    deepen = profile is not None and profile.crawled_only and source is not Source.CRAWLER
+    if where is Standing.RECENT and job is not None and not deepen:
         created = job.completed_at or job.updated_at
         return Decision(
             IntakeAnswer(
@@ -205,9 +208,9 @@ def _answer_from(
             ),
             Outcome.RECENTLY_COMPLETED,
         )
+    if where in (Standing.RECENT, Standing.PROCESSED) and deepen:
+        return None  # a person's request deepens an analysis made for crawling
     if where is Standing.PROCESSED and profile is not None:
-        if profile.crawled_only and source is not Source.CRAWLER:
-            return None  # a person's request deepens a crawled analysis
         return _already_processed(profile)
     if (
         where is Standing.FAILED
@@ -271,8 +274,11 @@ def _queued(
     with_position: bool,
     deepens: bool = False,
 ) -> Decision:
-    fallback = not _send(job, now, jobs=jobs, dispatcher=dispatcher)
+    recorded = _send(job, now, jobs=jobs, dispatcher=dispatcher)
+    fallback = recorded is None
     position = _position(jobs, job, now) if with_position else None
+    if recorded is not None:
+        recorded.result()
     upgrade = job.profile_type is not ProfileType.NEW
     if fallback:
         message = f"Profile {job.username} is queued; dispatch is delayed and will be retried automatically"
@@ -304,22 +310,34 @@ def _queued(
     )
 
 
-def _send(job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher) -> bool:
-    """Dispatch the job's message and record that it was sent; False if the send
-    failed. The job is stored either way: an unconfirmed send is the sweeper's to
-    repair (DESIGN.md), so saying "queued" is true; saying it was sent would not be."""
+def _send(
+    job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher
+) -> Future[None] | None:
+    """Dispatch the job's message, then record that it was sent, beside whatever the
+    caller does next (the position read does not depend on it: one round trip for
+    both); None if the send failed. The job is stored either way: an unconfirmed send
+    is the sweeper's to repair (DESIGN.md), so saying "queued" is true; saying it was
+    sent would not be."""
     try:
         dispatcher.dispatch(job)
     except DispatchFailed as exc:
         logger.warning("dispatch failed", extra={"username": job.username, "error": str(exc)})
-        return False
+        return None
+    return _recorder().submit(_record_dispatch, job, now, jobs)
+
+
+def _record_dispatch(job: Job, now: datetime, jobs: JobStore) -> None:
     try:
         jobs.mark_dispatched(job, now)
     except StorageError as exc:
         # The message is on its way; at worst the sweeper sends a duplicate, which
         # the worker's claim drops.
         logger.warning("dispatch not recorded", extra={"username": job.username, "error": str(exc)})
-    return True
+
+
+@cache
+def _recorder() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="dispatch-record")
 
 
 def _position(jobs: JobStore, job: Job, now: datetime) -> Position | None:
@@ -365,6 +383,7 @@ def _already_in_queue(
 ) -> Decision:
     job = existing
     outcome = Outcome.ALREADY_IN_QUEUE
+    recorded: Future[None] | None = None
     waiting = existing.status is JobStatus.PENDING or existing.awaiting_retry
     if waiting and priority_for(source).rank < existing.priority.rank:
         raised = raised_for(existing, source, now)
@@ -379,7 +398,7 @@ def _already_in_queue(
         # message there; the old one stays, whichever copy arrives first claims the
         # job and the other is dropped by the claim rule.
         if raised.status is JobStatus.PENDING and raised.dispatched_at is None:
-            _send(raised, now, jobs=jobs, dispatcher=dispatcher)
+            recorded = _send(raised, now, jobs=jobs, dispatcher=dispatcher)
     status = job.status.value.lower()
     if job.awaiting_retry:
         message = f"Profile {job.username} is already in queue (status: FAILED, retry scheduled)"
@@ -388,6 +407,8 @@ def _already_in_queue(
     else:
         message = f"Profile {job.username} is already in queue (status: {job.status.value})"
     position = _position(jobs, job, now) if job.is_active and with_position else None
+    if recorded is not None:
+        recorded.result()
     return Decision(
         IntakeAnswer(
             queued=True,

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from viralspot.clock import Clock
+# The one cursor codec (signed, so only cursors this API issued continue a call).
+from viralspot.adapters.codec import decode_cursor, encode_cursor
+from viralspot.clock import Clock, from_iso, to_iso
 from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
-from viralspot.jobs import Priority, Source, SweepKind
-from viralspot.ports import Dispatcher
+from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
+from viralspot.ports import BATCH_ENTRIES, BatchDispatcher
 from viralspot.queue_stats import QueueFacts
-from viralspot.sweeper import Repair, SweepStore, redispatch
+from viralspot.sweeper import to_resend
 from viralspot.usernames import normalise_username
+
+logger = Logger(child=True)
 
 MAX_BULK = 50
 
@@ -40,10 +49,28 @@ class JobCounter(Protocol):
     def queue_facts(self) -> QueueFacts: ...
 
 
+class MoveTask(BaseModel):
+    """An SQS message move task: SQS moves a dead-letter queue's messages back itself."""
+
+    task_handle: str | None = None
+    status: str
+    approximate_messages: int = Field(description="Messages the task had to move when asked")
+    started: bool = Field(description="False: a task already running was left to finish")
+
+
+class QueueRedrive(BaseModel):
+    """One dead-letter queue's redrive: messages moved here and now, or a move task."""
+
+    moved: int = 0
+    task: MoveTask | None = None
+
+
 class QueueMonitor(Protocol):
     def depth(self, url: str) -> QueueDepth: ...
 
-    def move(self, source_url: str, target_url: str, max_messages: int) -> int: ...
+    def redrive(
+        self, source_url: str, target_url: str, *, max_messages: int, deadline: float
+    ) -> QueueRedrive: ...
 
 
 def queue_status(
@@ -60,42 +87,250 @@ def queue_status(
     )
 
 
+# process-pending works in chunks: the conditional writes of a chunk's jobs and its
+# SendMessageBatch calls run side by side on a small pool. The first chunk is small
+# and measures the pace; later ones are sized to take about PENDING_CHUNK_SECONDS, so
+# a slow backend makes chunks smaller rather than a call overrun its budget.
+PENDING_CHUNK = 100
+PENDING_FIRST_CHUNK = 20
+PENDING_CHUNK_SECONDS = 1.0
+PENDING_WRITERS = 8
+# Of the API function's 10 s: stop starting chunks after 6 s, or with 3 s left, so
+# the chunk in flight and the answer fit.
+PENDING_BUDGET_SECONDS = 6.0
+PENDING_RESERVE_MS = 3_000
+# HIGH before MEDIUM before LOW; within each, jobs never sent before those with a message.
+PENDING_PASSES: tuple[tuple[Priority, SweepKind], ...] = tuple(
+    (priority, kind) for priority in Priority for kind in (SweepKind.UNSENT, SweepKind.SENT)
+)
+_CURSOR_KIND = "process-pending"
+_BAD_CURSOR = "Invalid cursor: pass back the next_cursor of a previous process-pending call"
+
+
+class PendingStore(Protocol):
+    def due(
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
+    ) -> Iterator[Job]: ...
+
+    def replace(self, expected: Job, new: Job) -> bool: ...
+
+    def mark_dispatched(self, job: Job, now: datetime) -> Job | None: ...
+
+
+class PendingPosition(BaseModel):
+    """Where a process-pending call stopped, handed back as an opaque cursor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Jobs waiting since before the first call began. Jobs it re-sends are stamped
+    # later, so they leave this range and no later call sends them again.
+    before: datetime
+    priority: Priority
+    kind: SweepKind
+    # The last job handled in this pass: its (sweep_at, username).
+    after: tuple[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PendingPosition:
+        if (self.priority, self.kind) not in PENDING_PASSES:
+            raise ValueError("not a pass of process-pending")
+        # A position past `before` would make a malformed query (a 500): refused here.
+        if self.after is not None and not (
+            to_iso(from_iso(self.after[0])) == self.after[0] <= to_iso(self.before)
+        ):
+            raise ValueError("position out of range")
+        return self
+
+    def encode(self) -> str:
+        return encode_cursor({"process_pending": self.model_dump(mode="json")}, kind=_CURSOR_KIND)
+
+    @classmethod
+    def decode(cls, cursor: str) -> PendingPosition:
+        data = decode_cursor(cursor, kind=_CURSOR_KIND).get("process_pending")
+        try:
+            return cls.model_validate(data)
+        except (ValidationError, ValueError):
+            raise InvalidInput(_BAD_CURSOR) from None
+
+
 class ProcessPendingResult(BaseModel):
-    dispatched: int
-    skipped: int
-    failed: int
+    dispatched: int = Field(description="Jobs whose message SQS accepted in this call")
+    skipped: int = Field(description="Jobs that changed meanwhile (taken, or sent by another)")
+    failed: int = Field(description="Jobs not sent this time: left unsent for the sweeper")
+    examined: int
+    has_more: bool = Field(description="Call again with next_cursor to go on")
+    next_cursor: str | None = None
 
 
 def process_pending(
-    *, store: SweepStore, dispatcher: Dispatcher, clock: Clock, limit: int = 500
+    *,
+    store: PendingStore,
+    dispatcher: BatchDispatcher,
+    clock: Clock,
+    cursor: str | None = None,
+    limit: int | None = None,
+    time_left_ms: Callable[[], int] = lambda: 1_000_000,
+    budget_seconds: float = PENDING_BUDGET_SECONDS,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> ProcessPendingResult:
-    """Re-dispatch every PENDING job now (the admin's lever after an outage)."""
-    now = clock()
-    results: list[Repair] = []
-    for kind in (SweepKind.UNSENT, SweepKind.SENT):
-        for priority in Priority:
-            for job in store.due(kind, priority, now, page=min(50, limit)):
-                if len(results) >= limit:
+    """Send every PENDING job's message again (the admin's lever after an outage),
+    HIGH first, as far as one call's time budget (or `limit` jobs) goes; the answer's
+    cursor continues where it stopped. Each job is re-sent once across the calls of
+    one cursor chain: conditional on the version read, as the sweeper does."""
+    started = monotonic()
+    if cursor:
+        position = PendingPosition.decode(cursor)
+    else:
+        # 1 ms before now: jobs stamped by this very operation are out of range.
+        first = PENDING_PASSES[0]
+        position = PendingPosition(
+            before=clock() - timedelta(milliseconds=1), priority=first[0], kind=first[1]
+        )
+    tally: Counter[str] = Counter()
+
+    def answer(more: bool) -> ProcessPendingResult:
+        return ProcessPendingResult(
+            dispatched=tally["dispatched"],
+            skipped=tally["skipped"],
+            failed=tally["failed"],
+            examined=tally.total(),
+            has_more=more,
+            next_cursor=position.encode() if more else None,
+        )
+
+    pace: float | None = None  # seconds per job, as measured
+
+    def room() -> int:
+        """How many jobs the next chunk may take: none once the time is spent."""
+        left = budget_seconds - (monotonic() - started)
+        if left <= 0 or time_left_ms() < PENDING_RESERVE_MS:
+            return 0
+        size = PENDING_FIRST_CHUNK
+        if pace is not None:
+            size = min(PENDING_CHUNK, int(min(left, PENDING_CHUNK_SECONDS) / max(pace, 1e-6)))
+        return size if limit is None else min(size, limit - tally.total())
+
+    resume = PENDING_PASSES.index((position.priority, position.kind))
+    with ThreadPoolExecutor(max_workers=PENDING_WRITERS) as pool:
+        for priority, kind in PENDING_PASSES[resume:]:
+            if (priority, kind) != (position.priority, position.kind):
+                position = position.model_copy(
+                    update={"priority": priority, "kind": kind, "after": None}
+                )
+            jobs = store.due(
+                kind, priority, position.before, page=PENDING_CHUNK, after=position.after
+            )
+            while True:
+                size = room()
+                if size <= 0:
+                    return answer(more=True)
+                begun = monotonic()
+                chunk = list(islice(jobs, size))
+                if not chunk:
                     break
-                results.append(redispatch(job, store, dispatcher, clock))
-    return ProcessPendingResult(
-        dispatched=results.count(Repair.REDISPATCHED),
-        skipped=results.count(Repair.RACE_LOST),
-        failed=results.count(Repair.DISPATCH_FAILED),
-    )
+                tally.update(_resend(chunk, store, dispatcher, clock, pool))
+                pace = (monotonic() - begun) / len(chunk)
+                position = position.model_copy(update={"after": _sweep_key(chunk[-1])})
+    return answer(more=False)
+
+
+def _sweep_key(job: Job) -> tuple[str, str]:
+    entry = sweep_entry(job)
+    if entry is None:  # due() yields waiting jobs only
+        raise ValueError(f"{job.username} is not waiting")
+    return to_iso(entry[1]), job.username
+
+
+def _resend(
+    chunk: list[Job],
+    store: PendingStore,
+    dispatcher: BatchDispatcher,
+    clock: Clock,
+    pool: ThreadPoolExecutor,
+) -> Counter[str]:
+    """One chunk: each job to a new unsent version (conditional, side by side), the
+    winners' messages in batches, then the sends recorded (side by side)."""
+    now = clock()
+    tally: Counter[str] = Counter()
+
+    def take(job: Job) -> Job | ViralSpotError | None:
+        fresh = to_resend(job, now)
+        try:
+            return fresh if store.replace(job, fresh) else None
+        except ViralSpotError as exc:
+            return exc
+
+    taken: list[Job] = []
+    for job, outcome in zip(chunk, pool.map(take, chunk), strict=True):
+        if isinstance(outcome, Job):
+            taken.append(outcome)
+        elif outcome is None:
+            tally["skipped"] += 1
+        else:
+            logger.warning(
+                "re-send not started", extra={"username": job.username, "error": str(outcome)}
+            )
+            tally["failed"] += 1
+    # A chunk is one pass, so one queue: its batches of ten go out side by side.
+    tens = [taken[i : i + BATCH_ENTRIES] for i in range(0, len(taken), BATCH_ENTRIES)]
+    sent = [job for batch in pool.map(dispatcher.dispatch_batch, tens) for job in batch]
+    # Refused entries stay unsent at their new version: the sweeper sends them after
+    # its grace period, as after any failed send.
+    tally["failed"] += len(taken) - len(sent)
+    tally["dispatched"] += len(sent)
+
+    def record(job: Job) -> None:
+        try:
+            store.mark_dispatched(job, now)
+        except ViralSpotError as exc:
+            # The message is in SQS; unrecorded, the sweeper may send one more later,
+            # which the worker's claim makes harmless.
+            logger.warning("send not recorded", extra={"username": job.username, "error": str(exc)})
+
+    list(pool.map(record, sent))
+    return tally
+
+
+# Of the API function's 10 s, for moving dead letters by hand where SQS cannot.
+REDRIVE_BUDGET_SECONDS = 6.0
 
 
 class RedriveResult(BaseModel):
-    moved: dict[str, int]
+    moved: dict[str, int] = Field(
+        description="Per queue: messages moved back, or handed to a move task (approximate)"
+    )
+    tasks: dict[str, MoveTask] = Field(
+        default_factory=dict, description="Per queue: the SQS move task doing the work"
+    )
     total: int
 
 
 def redrive(
-    *, queues: QueueMonitor, routes: dict[str, tuple[str, str]], max_messages: int
+    *,
+    queues: QueueMonitor,
+    routes: dict[str, tuple[str, str]],
+    max_messages: int,
+    budget_seconds: float = REDRIVE_BUDGET_SECONDS,
 ) -> RedriveResult:
-    """Move dead letters back to their queues: routes = name -> (dlq url, queue url)."""
-    moved = {name: queues.move(dlq, target, max_messages) for name, (dlq, target) in routes.items()}
-    return RedriveResult(moved=moved, total=sum(moved.values()))
+    """Move dead letters back to their queues: routes = name -> (dlq url, queue url).
+    On AWS a move task per queue does it (every message, at SQS's pace); where move
+    tasks are unavailable (the local emulator) up to `max_messages` per queue are
+    moved within the time budget."""
+    # One deadline for all the queues, on the clock the adapter checks it against.
+    deadline = time.monotonic() + budget_seconds
+    done = {
+        name: queues.redrive(dlq, target, max_messages=max_messages, deadline=deadline)
+        for name, (dlq, target) in routes.items()
+    }
+    moved = {name: result.moved for name, result in done.items()}
+    tasks = {name: result.task for name, result in done.items() if result.task is not None}
+    return RedriveResult(moved=moved, tasks=tasks, total=sum(moved.values()))
 
 
 class BulkRequestBody(BaseModel):

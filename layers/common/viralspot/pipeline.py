@@ -25,6 +25,7 @@ from viralspot.errors import (
     ProviderTransient,
     StorageError,
 )
+from viralspot.feed import FeedProfile
 from viralspot.jobs import (
     Analysis,
     Job,
@@ -181,8 +182,18 @@ class Worker:
         now = self.clock()
         # Reels before the profile: a reader who sees the primary finds its reels. A
         # refresh replaces the analysed set: reels the new analysis does not hold go,
-        # so /posts serves exactly what the statistics describe.
-        self.content.put_reels(job.username, analysis.reels, self.provider.name)
+        # so /posts serves exactly what the statistics describe, and the feed lists
+        # each reel once, with its new score and keys.
+        self.content.put_reels(
+            job.username,
+            analysis.reels,
+            self.provider.name,
+            profile=FeedProfile(
+                followers_count=fetched.followers_count,
+                category=fetched.category,
+                crawl_depth=job.analysis is Analysis.CRAWL,
+            ),
+        )
         self.content.remove_other_reels(job.username, {r.shortcode for r in analysis.reels})
         self.profiles.put_primary(
             _primary(
@@ -226,18 +237,7 @@ class Worker:
             # Similar profiles are a bonus: their failure must not fail the analysis.
             logger.warning("similar profiles unavailable", extra=_about(job, error=str(exc)))
             return []
-        named: list[ProviderProfile] = []
-        for candidate in found:
-            name = _canonical(candidate.username)
-            if name is None or name == job.username or any(p.username == name for p in named):
-                if name is None:
-                    logger.warning(
-                        "similar profile skipped: not a valid username",
-                        extra=_about(job, candidate=candidate.username[:60]),
-                    )
-                continue
-            named.append(candidate.model_copy(update={"username": name}))
-        return named[: self.policy.discovery_fan_out]
+        return _canonical_similar(job, found)[: self.policy.discovery_fan_out]
 
     def _discover(self, job: Job, similar: list[ProviderProfile]) -> None:
         if job.depth >= self.policy.discovery_max_depth:
@@ -333,3 +333,24 @@ def _secondary(found: ProviderProfile, parent: str, data_source: str, now: datet
         created_at=now,
         updated_at=now,
     )
+
+
+def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderProfile]:
+    """Similar profiles under their canonical names, each once, never the job's own.
+
+    Provider data is untrusted input: a name is about to become a Profiles key, a
+    Jobs key and a queued message, so it passes the same username rule as a name a
+    person typed, and one that fails it is dropped, never stored."""
+    kept: dict[str, ProviderProfile] = {}
+    for profile in found:
+        try:
+            name = normalise_username(profile.username)
+        except InvalidInput:
+            logger.warning(
+                "similar profile dropped: not a username",
+                extra=_about(job, candidate=profile.username[:64]),
+            )
+            continue
+        if name != job.username and name not in kept:
+            kept[name] = profile.model_copy(update={"username": name})
+    return list(kept.values())

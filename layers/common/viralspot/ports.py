@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from viralspot.analytics import ScoredReel
+from viralspot.feed import FeedProfile
 from viralspot.jobs import Job
 from viralspot.profiles import Profile
 from viralspot.queue_stats import PositionFacts, QueueFacts
@@ -78,6 +79,17 @@ class Dispatcher(Protocol):
         ...
 
 
+# SQS takes at most ten entries per SendMessageBatch call.
+BATCH_ENTRIES = 10
+
+
+class BatchDispatcher(Dispatcher, Protocol):
+    def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
+        """Send many jobs' messages in few calls; the jobs whose send was confirmed
+        (the others are unsent, as after a DispatchFailed)."""
+        ...
+
+
 class WorkerJobStore(Protocol):
     def claim(
         self,
@@ -104,7 +116,16 @@ class ProfileWriter(Protocol):
 
 
 class ContentWriter(Protocol):
-    def put_reels(self, username: str, reels: Sequence[ScoredReel], data_source: str) -> None: ...
+    def put_reels(
+        self,
+        username: str,
+        reels: Sequence[ScoredReel],
+        data_source: str,
+        *,
+        profile: FeedProfile,
+    ) -> None:
+        """Store the reels, listed in the viral-ideas feed with what it shows of `profile`."""
+        ...
 
     def remove_other_reels(self, username: str, keep: set[str]) -> int:
         """Delete the profile's reels whose shortcode is not in `keep`; how many."""

@@ -245,10 +245,16 @@ def redispatch(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock
     """Send a PENDING job's message again, once, even if several callers try at once:
     the job first becomes unsent at a new version, which only one caller can write."""
     now = clock()
-    touched = job.model_copy(update={"updated_at": now, "dispatched_at": None})
+    touched = to_resend(job, now)
     if not store.replace(job, touched):
         return Repair.RACE_LOST
     return _dispatch(touched, store, dispatcher, now, Repair.REDISPATCHED)
+
+
+def to_resend(job: Job, now: datetime) -> Job:
+    """The version of a waiting job that is about to be sent again: unsent, at a new
+    version, so that only one of several callers can write it."""
+    return job.model_copy(update={"updated_at": now, "dispatched_at": None})
 
 
 def _dispatch(

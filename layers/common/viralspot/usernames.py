@@ -37,3 +37,12 @@ def normalise_username(raw: str | None) -> str:
     if ".." in name or name.startswith(".") or name.endswith("."):
         raise InvalidInput("Username cannot start or end with '.' or contain '..'")
     return name
+
+
+def username_or_none(raw: str | None) -> str | None:
+    """The same rule for names a client did not send (a provider's answers): the
+    canonical form, or None where no account can have the name, to skip it."""
+    try:
+        return normalise_username(raw)
+    except InvalidInput:
+        return None

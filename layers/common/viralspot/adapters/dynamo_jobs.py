@@ -54,6 +54,11 @@ T = TypeVar("T")
 
 logger = Logger(child=True)
 
+# The OS's randomness, drawn at each call: containers restored from one SnapStart
+# snapshot share the `random` module's state, so they would all pick the same counter
+# shards in the same order (docs/scale.md).
+_ENTROPY = random.SystemRandom()
+
 ACTIVE_INDEX = "ActiveQueueIndex"
 SWEEP_INDEX = "SweepIndex"
 ACTIVE_PREFIX = "ACTIVE"
@@ -89,6 +94,13 @@ _PROFILE_GUARDS = {
 _JOB_REPLACEABLE = (
     "attribute_not_exists(username)"
     " OR (#status = :completed AND completed_at < :recent_before)"
+    " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
+)
+# A person's request deepening a crawl-depth analysis may replace a job completed
+# within the recent window too: the profile's own guard says what it holds.
+_JOB_REPLACEABLE_TO_DEEPEN = (
+    "attribute_not_exists(username)"
+    " OR #status = :completed"
     " OR (#status = :failed AND attribute_not_exists(next_retry_at))"
 )
 
@@ -217,15 +229,18 @@ class DynamoJobStore:
         put: dict[str, Any] = {
             "TableName": self._jobs_table,
             "Item": serialize(job_to_item(job)),
-            "ConditionExpression": _JOB_REPLACEABLE,
+            "ConditionExpression": (
+                _JOB_REPLACEABLE_TO_DEEPEN if guard is ProfileGuard.CRAWLED else _JOB_REPLACEABLE
+            ),
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {
                 ":completed": value(JobStatus.COMPLETED.value),
                 ":failed": value(JobStatus.FAILED.value),
-                ":recent_before": value(to_iso(recent_before)),
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
+        if guard is not ProfileGuard.CRAWLED:
+            put["ExpressionAttributeValues"][":recent_before"] = value(to_iso(recent_before))
         # The job replaced (if any) had left the queue, so the new job's counter
         # delta does not depend on it.
         items: list[Any] = [
@@ -480,7 +495,7 @@ class DynamoJobStore:
     # -- counters -------------------------------------------------------------
 
     def _counter_update(self, delta: Mapping[str, int]) -> dict[str, Any]:
-        shard = random.randrange(STAT_SHARDS)  # noqa: S311 - load spreading, not security
+        shard = _ENTROPY.randrange(STAT_SHARDS)
         names = {f"#c{i}": name for i, name in enumerate(delta)}
         values = {f":c{i}": value(n) for i, n in enumerate(delta.values())}
         return {
@@ -566,28 +581,42 @@ class DynamoJobStore:
     # -- sweeper --------------------------------------------------------------
 
     def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
+        self,
+        kind: SweepKind,
+        priority: Priority | None,
+        before: datetime,
+        *,
+        page: int = 50,
+        after: tuple[str, str] | None = None,
     ) -> Iterator[Job]:
         """Jobs of `kind` (and `priority`; PROCESSING jobs are kept per shard only)
-        whose sweep time is at or before `before`, oldest first across the shards,
-        read lazily page by page from the sparse SweepIndex (never the table)."""
+        whose sweep time is at or before `before`, in (sweep_at, username) order across
+        the shards, read lazily page by page from the sparse SweepIndex (never the
+        table). `after` resumes past that (sweep_at, username) position."""
         streams = [
-            self._due_in(sweep_partition(kind, priority, shard), to_iso(before), page)
+            _tie_sorted(
+                self._due_in(sweep_partition(kind, priority, shard), to_iso(before), page, after)
+            )
             for shard in range(INDEX_SHARDS)
         ]
         for _, job in heapq.merge(*streams, key=lambda entry: entry[0]):
             yield job
 
     def _due_in(
-        self, partition: str, before: str, page: int
+        self, partition: str, before: str, page: int, after: tuple[str, str] | None = None
     ) -> Iterator[tuple[tuple[str, str], Job]]:
         start: dict[str, Any] | None = None
+        condition = "sweep_pk = :pk AND sweep_at <= :before"
+        values: dict[str, Any] = {":pk": value(partition), ":before": value(before)}
+        if after is not None:
+            condition = "sweep_pk = :pk AND sweep_at BETWEEN :after AND :before"
+            values[":after"] = value(after[0])
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._jobs_table,
                 "IndexName": SWEEP_INDEX,
-                "KeyConditionExpression": "sweep_pk = :pk AND sweep_at <= :before",
-                "ExpressionAttributeValues": {":pk": value(partition), ":before": value(before)},
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
                 "Limit": page,
             }
             if start:
@@ -598,10 +627,27 @@ class DynamoJobStore:
                 raise aws.storage_error(exc, "query due jobs") from exc
             for raw in response.get("Items", []):
                 item = deserialize(raw)
-                yield (str(item["sweep_at"]), str(item["username"])), job_from_item(item)
+                key = (str(item["sweep_at"]), str(item["username"]))
+                if after is None or key > after:
+                    yield key, job_from_item(item)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
+
+
+def _tie_sorted(
+    stream: Iterator[tuple[tuple[str, str], Job]],
+) -> Iterator[tuple[tuple[str, str], Job]]:
+    """The index orders a shard by sweep_at only; jobs stamped in the same millisecond
+    come in no promised order. Sorting each such run by username makes the merged
+    order total, so a position (sweep_at, username) means the same on every read."""
+    run: list[tuple[tuple[str, str], Job]] = []
+    for entry in stream:
+        if run and entry[0][0] != run[0][0][0]:
+            yield from sorted(run, key=lambda e: e[0])
+            run = []
+        run.append(entry)
+    yield from sorted(run, key=lambda e: e[0])
 
 
 def _sample_from(data: Mapping[str, Any]) -> Sample | None:

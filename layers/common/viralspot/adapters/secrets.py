@@ -1,4 +1,5 @@
-"""Secrets from SSM Parameter Store (SecureString), through Powertools parameters."""
+"""Secrets from SSM Parameter Store (SecureString) and Secrets Manager, through
+Powertools parameters (cached per container)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import ClientError
 
 from viralspot.adapters import aws
-from viralspot.errors import ProviderTransient, ProviderUnauthorized
+from viralspot.errors import ProviderTransient, ProviderUnauthorized, SecretUnavailable
 
 logger = Logger(child=True)
 
@@ -38,3 +39,19 @@ def provider_key(parameter_name: str, *, max_age: int = 300) -> str:
     if not value:
         raise ProviderUnauthorized(f"key parameter {parameter_name!r} is empty")
     return str(value)
+
+
+def secret_string(secret_id: str, *, max_age: int = 300) -> str:
+    """A Secrets Manager secret (the admin key, the cursor key), through Powertools'
+    cache: one read per container every `max_age` seconds, not one per request."""
+    try:
+        value = parameters.get_secret(secret_id, max_age=max_age)
+    except GetParameterError as exc:
+        cause = exc.__cause__ or exc.__context__
+        code = aws.error_code(cause) if isinstance(cause, ClientError) else type(cause).__name__
+        logger.error("secret unreadable", extra={"secret": secret_id, "code": code})
+        raise SecretUnavailable(f"secret unavailable ({code})") from exc
+    text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if not text:
+        raise SecretUnavailable("secret is empty")
+    return text

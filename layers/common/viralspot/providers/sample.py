@@ -17,9 +17,9 @@ import statistics
 import threading
 from datetime import UTC, datetime, timedelta
 
-from viralspot.errors import InvalidInput, ProfileNotFound, ProviderTransient
+from viralspot.errors import ProfileNotFound, ProviderTransient
 from viralspot.providers import ProviderProfile, ProviderReel
-from viralspot.usernames import normalise_username
+from viralspot.usernames import username_or_none
 
 # Failure usernames, so failures can be watched locally (see SampleProvider).
 NOTFOUND_USERNAME = "sample_notfound"
@@ -92,16 +92,13 @@ def _rng(purpose: str, key: str) -> random.Random:
 
 def _is_instagram_name(name: str) -> bool:
     """The project's one username rule, applied to an already canonical name."""
-    try:
-        return normalise_username(name) == name
-    except InvalidInput:
-        return False
+    return username_or_none(name) == name
 
 
 def _normalise(username: str) -> str:
-    """Instagram names are case-insensitive; anything outside the rule cannot exist."""
-    name = username.strip().lower()
-    if not _is_instagram_name(name):
+    """The one username rule; a name outside it cannot exist."""
+    name = username_or_none(username)
+    if name is None:
         raise ProfileNotFound(f"{username!r} is not an Instagram username (sample provider)")
     return name
 
@@ -276,9 +273,10 @@ class SampleProvider:
     a few clear outliers (one >= 12x, one >= 5.5x and one 2.2-4.5x per 20 reels) whenever there
     are enough reels to have a median (3+ for the 12x one, 5+ for the 5.5x one).
 
-    Usernames are lower-cased; a name outside ``[a-z0-9._]{1,30}``, or with a
-    leading, trailing or doubled ``.``, raises
-    `ProfileNotFound`, as the real API answers for names that cannot exist.
+    Usernames follow the project's one rule (`viralspot.usernames`: a leading ``@``
+    stripped, lower-cased); a name outside ``[a-z0-9._]{1,30}``, or with a leading,
+    trailing or doubled ``.``, raises `ProfileNotFound`, as the real API answers for
+    names that cannot exist.
 
     Failure usernames, to watch the pipeline's failure paths locally:
 
