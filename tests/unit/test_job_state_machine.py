@@ -824,10 +824,12 @@ class JobLifecycle(RuleBasedStateMachine):
             # Faults that are not the job's pause it; they never fail it.
             assert job.error_message not in (KEY_MISSING, PROVIDER_DOWN), job
             assert job.error_kind is not None, job
-            # A job whose own attempt stored its profile is completed, not failed.
+            # A job whose own attempt stored its profile (at its depth, at or after
+            # its last claim) is completed, not failed.
             stored_by_it = (
                 profile is not None
                 and profile.tier is Tier.PRIMARY
+                and (profile.analysis or Analysis.FULL) is job.analysis
                 and profile.last_scraped_at is not None
                 and job.last_attempt is not None
                 and profile.last_scraped_at >= job.last_attempt

@@ -370,6 +370,35 @@ def test_a_lease_expiring_before_the_profile_was_stored_is_still_a_failed_attemp
     assert job.error_message == LEASE_EXPIRED
 
 
+def test_a_deepening_job_is_not_completed_by_the_crawl_analysis_it_replaces(
+    system: System,
+) -> None:
+    """Found by the state machine: a person's request deepens a crawl analysis the
+    moment it is stored; its job dies after its claim. The crawl analysis was
+    scraped at the claim's instant (same millisecond, or a clock ahead), yet it is
+    not this job's work: the lease expiry is a failed attempt, not a completion."""
+    system.discover("natgeo", 1, "someone")
+    assert system.deliver_sent() == [Result.COMPLETED]
+    assert system.request("natgeo", Source.FRONTEND).outcome is Outcome.UPGRADED
+    [(_, deepen)] = system.queue.sent[1:]
+    system.lose_sent()
+    assert system.jobs.claim(
+        "natgeo",
+        deepen.request_id,
+        now=system.clock(),  # the instant the crawl analysis was stored
+        lease_until=system.clock() + LEASE,
+        max_attempts=3,
+        lease_id="dies-now",
+    )
+    system.clock.advance(LEASE + timedelta(seconds=1))
+    report = system.sweep()
+    assert report.repairs[Repair.COMPLETED] == 0
+    assert report.repairs[Repair.LEASE_EXPIRED] == 1
+    job = system.job("natgeo")
+    assert job.awaiting_retry
+    assert system.status("natgeo").analysis is None  # still in queue, not "completed"
+
+
 def test_a_raise_that_loses_a_race_with_the_sweepers_retry_reads_again(system: System) -> None:
     """The sweeper turns the crawler's job FAILED -> PENDING between the person's read
     and the person's raise: the raise fails on the stale version, reads again, and

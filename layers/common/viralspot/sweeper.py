@@ -32,7 +32,16 @@ from aws_lambda_powertools import Logger
 
 from viralspot.clock import Clock
 from viralspot.errors import DispatchFailed, ErrorKind, ViralSpotError
-from viralspot.jobs import Job, JobStatus, Priority, SweepKind, closed, completed, failed
+from viralspot.jobs import (
+    Analysis,
+    Job,
+    JobStatus,
+    Priority,
+    SweepKind,
+    closed,
+    completed,
+    failed,
+)
 from viralspot.ports import Dispatcher
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import QueueFacts, Sample
@@ -199,9 +208,13 @@ def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock
 
 
 def _stored_by(job: Job, profile: Profile | None) -> bool:
+    """The stored analysis is this job's: at its depth, and scraped at or after its
+    last claim. The depth tells a person's job deepening a crawl analysis from that
+    analysis, which may have been stored the same millisecond (or on a clock ahead)."""
     return (
         profile is not None
         and profile.tier is Tier.PRIMARY
+        and (profile.analysis or Analysis.FULL) is job.analysis
         and profile.last_scraped_at is not None
         and job.last_attempt is not None
         and profile.last_scraped_at >= job.last_attempt
