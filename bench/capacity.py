@@ -144,7 +144,7 @@ class Project:
     """The API function through its HTTP routes, on the stack's tables."""
 
     def __init__(self, stack: Stack, raw: Any) -> None:
-        self.api = LocalApi(stack.template)
+        self.api = LocalApi(stack)
         self.raw = raw
         self.jobs_table = stack.refs["JobsTable"]
         self.profiles_table = stack.refs["ProfilesTable"]

@@ -131,7 +131,7 @@ def main() -> None:
     rows = []
     with local_stack(dynamodb_local=args.dynamodb_local, capacity=True) as (emulator, stack, calls):
         client = emulator.client("dynamodb")
-        api = LocalApi(stack.template)
+        api = LocalApi(stack)
         category = SampleProvider().fetch_profile("bench_00000").category or "Chef"
         loaded = 0
         for size in sizes:

@@ -188,7 +188,7 @@ class Project:
     """The project's intake, through the HTTP handler or straight at the service."""
 
     def __init__(self, stack: Stack) -> None:
-        self.api = LocalApi(stack.template)
+        self.api = LocalApi(stack)
         self.ctx = bootstrap.context()
 
     def http(self, username: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Fuzz the HTTP API with schemathesis, from the OpenAPI document the API serves.
 
-The target is the real local stack (`devstack.server.LocalStack`): the API Gateway
+The target is the real local stack (`devstack.server.DevStack`): the API Gateway
 shaped HTTP server in front of the API function's containers (processes, as
 `make run` runs them), on 127.0.0.1 with an ephemeral port, over the test emulator. Workers and schedules are off, so whatever the fuzzer
 stores stays where it was put. Two profiles are processed first (the real worker
@@ -48,7 +48,7 @@ from devstack.apigw import routes
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
-from devstack.server import LocalStack
+from devstack.server import DevStack
 from devstack.template import Stack
 from tests.events import sqs_event
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
@@ -112,8 +112,8 @@ def _process_high_queue(stack: Stack, emulator: Emulator) -> int:
 
 
 @pytest.fixture
-def target(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
-    running = LocalStack(
+def target(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
+    running = DevStack(
         stack, emulator.client("sqs"), port=0, api_key=API_KEY, workers=False, schedules=False
     )
     with running:
@@ -205,7 +205,7 @@ def _plans(operation: Any) -> list[tuple[str, st.SearchStrategy[schemathesis.Cas
 
 
 def test_api_survives_fuzzing_and_stores_nothing_invalid(
-    target: LocalStack, stack: Stack, emulator: Emulator
+    target: DevStack, stack: Stack, emulator: Emulator
 ) -> None:
     started = time.monotonic()
     schema = schemathesis.openapi.from_url(
@@ -266,7 +266,7 @@ def test_api_survives_fuzzing_and_stores_nothing_invalid(
 
 
 def test_every_check_over_every_phase_of_schemathesis_itself(
-    target: LocalStack, stack: Stack, emulator: Emulator
+    target: DevStack, stack: Stack, emulator: Emulator
 ) -> None:
     """schemathesis' own runner against the running stack: the document's examples,
     its coverage phase (boundary values, every undeclared method, undeclared and

@@ -16,8 +16,10 @@ import pytest
 
 from devstack.apigw import routes
 from devstack.emulator import Emulator
+from devstack.gateway import Gateway
+from devstack.harness import stack_environment
 from devstack.invoke import handler_for
-from devstack.server import Gateway, LocalStack, stack_environment
+from devstack.server import DevStack
 from devstack.template import Stack, default_parameters, load_template
 from devstack.workers import (
     LocalFunction,
@@ -117,14 +119,14 @@ def http(
 
 
 @pytest.fixture
-def local(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
+def local(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
     # No workers: the jobs must stay PENDING for the assertions below.
-    running = LocalStack(stack, emulator.client("sqs"), port=0, workers=False, schedules=False)
+    running = DevStack(stack, emulator.client("sqs"), port=0, workers=False, schedules=False)
     with running:
         yield running
 
 
-def test_request_dedup_and_status_over_http(local: LocalStack) -> None:
+def test_request_dedup_and_status_over_http(local: DevStack) -> None:
     status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request")
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -143,7 +145,7 @@ def test_request_dedup_and_status_over_http(local: LocalStack) -> None:
     assert progress["data"]["status"] == "pending"
 
 
-def test_errors_and_preflight_look_like_api_gateway(local: LocalStack) -> None:
+def test_errors_and_preflight_look_like_api_gateway(local: DevStack) -> None:
     status, headers, body = http("POST", f"{local.api_url}/api/profile/no%20spaces/request")
     assert status == 400  # the function's own answer, passed through
     assert body["success"] is False
@@ -192,7 +194,7 @@ def test_whole_system_processes_a_request(stack: Stack, emulator: Emulator) -> N
 
         return observed
 
-    running = LocalStack(
+    running = DevStack(
         stack,
         emulator.client("sqs"),
         port=0,
@@ -314,7 +316,7 @@ def test_local_stack_generates_an_api_key_when_a_route_needs_one(
         return {"statusCode": 200, "body": "{}"}
 
     stack = fake_stack(fake_template)
-    running = LocalStack(
+    running = DevStack(
         stack,
         emulator.client("sqs"),
         port=0,
