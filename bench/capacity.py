@@ -86,7 +86,7 @@ class Figures:
     failures: int = 0
 
     def add(self, probe: Probe) -> None:
-        self.calls.append(probe.calls)
+        self.calls.append(len(probe.calls))
         self.sqs.append(probe.of("sqs"))
         self.writes.append(probe.writes)
         self.round_trips.append(probe.round_trips)

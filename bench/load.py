@@ -47,7 +47,7 @@ from typing import Any
 
 import boto3
 
-from bench.common import table
+from bench.common import percentile, table
 from devstack.emulator import REGION
 from devstack.template import load_template
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
@@ -203,10 +203,6 @@ def queue_depth(sqs: Any, name: str) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(
         attrs["ApproximateNumberOfMessagesNotVisible"]
     )
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def main() -> None:

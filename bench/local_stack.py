@@ -127,16 +127,15 @@ def item_floor(count: int) -> None:
     """RSS per item of moto's DynamoDB store, nothing else running."""
     import gc
 
-    from devstack.emulator import Emulator
-    from devstack.template import create_stack
+    from devstack.harness import local_stack
     from viralspot.adapters.dynamo_content import DynamoContentStore
     from viralspot.analytics import analyse
     from viralspot.providers.sample import SampleProvider
 
-    emulator = Emulator().start()
-    try:
-        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"))
-        store = DynamoContentStore(stack.refs["ContentTable"], client=emulator.client("dynamodb"))
+    with local_stack() as harness:
+        store = DynamoContentStore(
+            harness.stack.refs["ContentTable"], client=harness.emulator.client("dynamodb")
+        )
         provider = SampleProvider()
         reels = analyse(provider.fetch_reels("floor_profile", 100), 10_000).reels
         store.put_reels("warm_up", reels, "sample")
@@ -147,8 +146,6 @@ def item_floor(count: int) -> None:
         gc.collect()
         after = own_rss()
         raw = sum(len(json.dumps(r.model_dump(mode="json"))) for r in reels) / len(reels)
-    finally:
-        emulator.stop()
     written = count // 100 * 100
     print(
         table(
