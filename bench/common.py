@@ -35,7 +35,7 @@ def local_stack(
     DynamoDB on DynamoDB Local (AWS's own engine: real ConsumedCapacity, real index
     behaviour), SQS still on moto; the emulator's client("dynamodb") reaches whichever
     engine serves DynamoDB. With `capacity`, the handlers' DynamoDB calls ask for their
-    ConsumedCapacity (Probe.rru, Probe.wru)."""
+    ConsumedCapacity (Probe.consumed; by table and index, Probe.rru and Probe.wru)."""
     quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"}
     with harness.local_stack(dynamodb_local=dynamodb_local, environment=quiet) as up:
         probe = Probe()
@@ -122,6 +122,9 @@ class Probe(CallCounter):
         self.writes = 0
         # Items DynamoDB read to answer (ScannedCount), whatever it returned.
         self.scanned = 0
+        # The engine's own total per call (CapacityUnits, as TOTAL would report it):
+        # moto's table/index split counts an index read twice, its total does not.
+        self.consumed = 0.0
         # Units by ("table" or "table/index", "R" or "W"): as reported, and as AWS charges.
         self.by_target: Counter[tuple[str, str]] = Counter()
         self.aws_by_target: Counter[tuple[str, str]] = Counter()
@@ -199,6 +202,7 @@ class Probe(CallCounter):
         kind = "W" if write else "R"
         with self._lock:
             for entry in entries:
+                self.consumed += float(entry.get("CapacityUnits", 0) or 0)
                 table_name = str(entry.get("TableName", "?"))
                 parts = {table_name: float(entry.get("Table", {}).get("CapacityUnits", 0))}
                 for group in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
@@ -246,6 +250,7 @@ class Probe(CallCounter):
         super().reset()
         with self._lock:
             self.scanned = 0
+            self.consumed = 0.0
             self.by_target.clear()
             self.aws_by_target.clear()
             self._own.clear()

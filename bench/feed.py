@@ -87,7 +87,7 @@ def measure(api: LocalApi, calls: Probe, query: dict[str, Any]) -> dict[str, Any
         "queries": calls.operations["dynamodb.Query"],
         "other calls": len(calls.calls) - calls.operations["dynamodb.Query"],
         "items read": calls.scanned,
-        "RCU": round(calls.rru, 1),
+        "RCU": round(calls.consumed, 1),
         "next_cursor": data.get("next_cursor"),
     }
     samples = []

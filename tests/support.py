@@ -76,9 +76,11 @@ class CallCounter:
             self.calls.clear()
 
 
-def drain(emulator: Emulator, queue_url: str) -> list[dict[str, Any]]:
-    """Every message waiting on the queue, received and deleted."""
-    sqs = emulator.client("sqs")
+def drain(sqs: Emulator | Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message waiting on the queue, received and deleted; `sqs` is an SQS
+    client, or the emulator to make one of."""
+    if isinstance(sqs, Emulator):
+        sqs = sqs.client("sqs")
     got: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])

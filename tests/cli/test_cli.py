@@ -26,6 +26,7 @@ from devstack.emulator import Emulator
 from devstack.harness import local_stack
 from devstack.server import DevStack
 from devstack.workers import SqsPoller, sqs_sources
+from tests.support import drain
 from viralspot.operations import MAX_BULK as SERVER_MAX_BULK
 from viralspot_cli import client as client_module
 from viralspot_cli import main as cli
@@ -64,15 +65,7 @@ def worker(local: DevStack, emulator: Emulator) -> Iterator[None]:
     sqs = emulator.client("sqs")
     # Other tests' requests wait there; only this test's job should be worked on.
     # (Drained rather than purged: a queue can be purged once a minute.)
-    while messages := sqs.receive_message(
-        QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-    ).get("Messages", []):
-        sqs.delete_message_batch(
-            QueueUrl=source.queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+    drain(sqs, source.queue_url)
     function = local.function(source.function_id)
     assert function is not None
     poller = SqsPoller(

@@ -51,6 +51,7 @@ from devstack.lambda_context import LocalContext
 from devstack.server import DevStack
 from devstack.template import Stack
 from tests.events import sqs_event
+from tests.support import drain
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
 
 pytestmark = [pytest.mark.server, pytest.mark.fuzz]
@@ -93,22 +94,17 @@ CLI_EXAMPLES = 25
 
 
 def _process_high_queue(stack: Stack, emulator: Emulator) -> int:
-    """Run the real worker on what the high queue holds (the seeded requests)."""
-    sqs = emulator.client("sqs")
+    """Run the real worker on what the high queue holds (the seeded requests), one
+    message an invocation."""
     url, arn = stack.refs["HighQueue"], stack.arns["HighQueue"]
     handler = handler_for("ProcessProfileFunction", stack.template)
-    processed = 0
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return processed
-        for message in batch:
-            result = handler(
-                sqs_event([message], arn), LocalContext(function_name="ProcessProfileFunction")
-            )
-            assert result == {"batchItemFailures": []}
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            processed += 1
+    messages = drain(emulator, url)
+    for message in messages:
+        result = handler(
+            sqs_event([message], arn), LocalContext(function_name="ProcessProfileFunction")
+        )
+        assert result == {"batchItemFailures": []}
+    return len(messages)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from devstack.harness import local_stack
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack
-from tests.support import CallCounter, dynamodb_error
+from tests.support import CallCounter, drain, dynamodb_error
 from viralspot import bootstrap, intake
 from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize, serialize
@@ -113,15 +113,8 @@ class Tables:
         return sum(1 for item in items if not item["username"]["S"].startswith("#"))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
-        """Every message on `queue` (received once; they stay invisible afterwards)."""
-        bodies: list[dict[str, Any]] = []
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=self.stack.refs[queue], MaxNumberOfMessages=10
-            ).get("Messages", [])
-            if not got:
-                return bodies
-            bodies.extend(json.loads(m["Body"]) for m in got)
+        """Every message on `queue`, taken off it."""
+        return [json.loads(m["Body"]) for m in drain(self.sqs, self.stack.refs[queue])]
 
 
 @pytest.fixture
