@@ -145,15 +145,27 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 90)
 
 @contextmanager
 def make_run(
-    arguments: list[str], api_port: int, *, stop_seconds: float = 20
+    api_port: int, emulator_port: int, *arguments: str, stop_seconds: float = 20
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m devstack ARGUMENTS` (what `make run` runs) in a process of its own,
-    serving on api_port; the tail of its log printed if the caller fails; stopped as
-    Ctrl-C would stop it, then killed after `stop_seconds`."""
+    """`python -m devstack` (what `make run` runs, with `arguments`) in a process of its
+    own, serving on api_port with its emulator on emulator_port; the tail of its log
+    printed if the caller fails; stopped as Ctrl-C would stop it, then killed after
+    `stop_seconds`."""
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "devstack", *arguments],
+            [
+                sys.executable,
+                "-m",
+                "devstack",
+                "--host",
+                HOST,
+                "--port",
+                str(api_port),
+                "--emulator-port",
+                str(emulator_port),
+                *arguments,
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -261,19 +273,12 @@ def main() -> None:
     plan = [rng.randrange(args.usernames) for _ in range(args.requests)]
     api_port, emulator_port = free_port(), free_port()
     with make_run(
-        [
-            "--host",
-            HOST,
-            "--port",
-            str(api_port),
-            "--emulator-port",
-            str(emulator_port),
-            "--no-workers",
-            "--no-schedules",
-            "--api-concurrency",
-            str(args.api_concurrency),
-        ],
         api_port,
+        emulator_port,
+        "--no-workers",
+        "--no-schedules",
+        "--api-concurrency",
+        str(args.api_concurrency),
     ):
         health_keepalive = probe(api_port, fresh=False)
         health_fresh = probe(api_port, fresh=True)

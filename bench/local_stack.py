@@ -188,12 +188,6 @@ def main() -> None:
     if args.no_discovery:
         overrides.append("DiscoveryMaxDepth=0")
     command = [
-        "--host",
-        HOST,
-        "--port",
-        str(api_port),
-        "--emulator-port",
-        str(emulator_port),
         "--sweep-interval",
         "10",
         "--parameter-overrides",
@@ -201,7 +195,7 @@ def main() -> None:
     ]
     milestones = sorted({*(round(args.jobs * f) for f in (0.1, 0.25, 0.5, 0.75)), args.jobs})
     rows: list[list[Any]] = []
-    with make_run(command, api_port, stop_seconds=30) as process:
+    with make_run(api_port, emulator_port, *command, stop_seconds=30) as process:
         dynamodb = emulator_client("dynamodb", emulator_port)
         jobs_table = resource_names()[0]
         idle_rss = tree_rss(process.pid)

@@ -90,15 +90,19 @@ def stack_environment(
     return env
 
 
-def apply_environment(env: Mapping[str, str], patch: EnvironmentPatch | None = None) -> None:
-    """`env` in this process, without anything that could reach real AWS; for good
-    (`make invoke`) unless `patch` is to undo it."""
+def _strip_stray_variables(patch: EnvironmentPatch | None) -> None:
     for key in list(os.environ):
         if key in _STRAY_VARIABLES or key.startswith("AWS_ENDPOINT_URL_"):
             if patch is None:
                 del os.environ[key]
             else:
                 patch.delenv(key, raising=False)
+
+
+def apply_environment(env: Mapping[str, str], patch: EnvironmentPatch | None = None) -> None:
+    """`env` in this process, without anything that could reach real AWS; for good
+    (`make invoke`) unless `patch` is to undo it."""
+    _strip_stray_variables(patch)
     for key, value in env.items():
         if patch is None:
             os.environ[key] = value
@@ -163,6 +167,13 @@ def local_stack(
     template = template if template is not None else load_template()
     add_layers_to_path(template)
     with ExitStack() as cleanup:
+        if env is None:
+            process = ProcessEnvironment()
+            cleanup.callback(process.undo)
+            env = process
+        # Before any client is built: a named profile that does not exist here would
+        # fail even the emulator's clients.
+        _strip_stray_variables(env)
         if emulator is None:
             emulator = Emulator(host=host, port=port).start()
             cleanup.callback(emulator.stop)
@@ -182,10 +193,6 @@ def local_stack(
             **emulator.endpoint_environment(),
             **(environment or {}),
         }
-        if env is None:
-            process = ProcessEnvironment()
-            cleanup.callback(process.undo)
-            env = process
         apply_environment(variables, env)
         cleanup.callback(forget_clients)
         forget_clients()

@@ -4,6 +4,7 @@ on the test session's emulator, with OS-chosen ports."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ import pytest
 from devstack.apigw import routes
 from devstack.emulator import Emulator
 from devstack.gateway import Gateway
-from devstack.harness import stack_environment
+from devstack.harness import local_stack, stack_environment
 from devstack.invoke import handler_for
 from devstack.server import DevStack
 from devstack.template import Stack, default_parameters, load_template
@@ -29,6 +30,7 @@ from devstack.workers import (
     schedule_sources,
     sqs_sources,
 )
+from viralspot.adapters import aws
 
 pytestmark = pytest.mark.server
 
@@ -246,6 +248,26 @@ def test_environment_is_every_functions_plus_the_emulator(template: dict[str, An
             own = stack.function_environment(function_id)
             own.pop("LOG_LEVEL")
             assert own.items() <= env.items()
+
+
+def test_the_harness_points_everything_at_the_emulator_and_undoes_it(
+    emulator: Emulator, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What could send a handler's call to real AWS, set before the harness starts.
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "https://sqs.example.invalid")
+    monkeypatch.delenv("JOBS_TABLE", raising=False)
+    with local_stack(emulator, template=template) as up:
+        assert "AWS_PROFILE" not in os.environ
+        assert "AWS_ENDPOINT_URL_SQS" not in os.environ
+        assert os.environ["AWS_ENDPOINT_URL"] == emulator.url
+        assert os.environ["JOBS_TABLE"] == up.stack.refs["JobsTable"]
+        status, _, answer = up.api().request("POST", "/api/profile/natgeo/request")
+        assert status == 200, answer
+        assert aws.sqs().meta.endpoint_url == emulator.url
+    assert os.environ["AWS_PROFILE"] == "production"
+    assert os.environ["AWS_ENDPOINT_URL_SQS"] == "https://sqs.example.invalid"
+    assert "JOBS_TABLE" not in os.environ
 
 
 # ------------------------------------------------- API keys and proxy responses
