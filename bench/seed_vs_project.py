@@ -359,8 +359,7 @@ def run_history(
     # moto copies every table a transaction touches, which at 10,000 rows on a busy
     # machine outlasts the handler client's 3 s read timeout (sized for DynamoDB).
     patient = client(emulator, "dynamodb", pool=INDEX_SHARDS + 4)
-    patient.meta.events.register("before-call.*.*", calls.before)
-    patient.meta.events.register("after-call.*.*", calls.after)
+    calls.attach(patient, capacity=False)
     TIMER.register(patient)
     jobs = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"], client=patient)
     past = datetime.now(UTC) - timedelta(days=1)
