@@ -14,11 +14,11 @@ from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.conftest import CallCounter
 from tests.support import RefusingBatches, StepClock, drain
-from viralspot import bootstrap, operations, sweeper
+from viralspot import bootstrap, operations
 from viralspot.adapters import aws
-from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.config import get_settings
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import DispatchFailed
 
 
@@ -92,7 +92,7 @@ def test_process_pending_redispatches_every_pending_job_once(
     )
     assert sent == ["one", "three", "two"]
     # Each send is recorded: the jobs wait with a message, which the sweeper leaves alone.
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     assert all((job := jobs.get(n)) and job.dispatched_at for n in ("one", "two", "three"))
 
 
@@ -165,7 +165,7 @@ def test_process_pending_with_a_cursor_covers_every_pending_job_exactly_once(
     assert {p for p, n in sent if n.startswith("api_")} == {"MEDIUM"}
     assert {p for p, n in sent if n.startswith(("crawled_", "unsent_low_"))} == {"LOW"}
     # Every send recorded: a later sweep has nothing to send for these jobs.
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     assert all((job := jobs.get(name)) and job.dispatched_at for name in waiting)
 
 
@@ -207,17 +207,17 @@ def test_process_pending_stops_within_its_time_and_goes_on_by_cursor(
     for name in ("one", "two"):
         api.request("POST", f"/api/profile/{name}/request")
     drain(aws_env, stack.refs["HighQueue"])
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     short = operations.process_pending(
         store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
+        dispatcher=ctx.queues,
         clock=ctx.clock,
         time_left_ms=lambda: operations.PENDING_RESERVE_MS - 1,
     )
     assert (short.examined, short.has_more) == (0, True)
     assert drain(aws_env, stack.refs["HighQueue"]) == []
     rest = operations.process_pending(
-        store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock, cursor=short.next_cursor
+        store=ctx.jobs, dispatcher=ctx.queues, clock=ctx.clock, cursor=short.next_cursor
     )
     assert (rest.dispatched, rest.has_more) == (2, False)
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 2
@@ -250,7 +250,7 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
         json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])
     )
     assert sent == accepted
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     for name in names:
         job = jobs.get(name)
         assert job is not None
@@ -260,12 +260,7 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes, seconds=1)
     ctx = bootstrap.build(get_settings(), clock)
-    report = sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=clock,
-    )
+    report = ctx.sweep()
     assert report.repairs["redispatched"] == len(names) - len(accepted)
     resent = sorted(
         json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])

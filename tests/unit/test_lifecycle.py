@@ -42,10 +42,12 @@ from viralspot.jobs import (
 from viralspot.lifecycle import Standing
 from viralspot.pipeline import Result
 from viralspot.profiles import Profile, Tier
+from viralspot.retry import RetryPolicy
 from viralspot.sweeper import LEASE_EXPIRED, Repair, SweepPolicy
 from viralspot.usernames import normalise_username
 
 GRACE = timedelta(minutes=5)
+TWO_ATTEMPTS = RetryPolicy(max_attempts=2)
 
 
 @pytest.fixture
@@ -197,8 +199,8 @@ def exhausted_pending(system: System, *, sent: bool) -> Job:
     if not sent:
         job = job.model_copy(update={"dispatched_at": None})
         system.jobs.put(job)
-    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, max_attempts=2)
-    system.sweep_policy = SweepPolicy(max_attempts=2, min_time_left_ms=0)
+    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, retry=TWO_ATTEMPTS)
+    system.sweep_policy = SweepPolicy(retry=TWO_ATTEMPTS, min_time_left_ms=0)
     return job
 
 
@@ -238,8 +240,8 @@ def test_a_closed_job_ends_like_any_exhausted_job_with_a_reason_and_a_kind(
     if closer == "sweeper":
         job = job.model_copy(update={"dispatched_at": None})
     system.jobs.put(job)
-    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, max_attempts=2)
-    system.sweep_policy = SweepPolicy(max_attempts=2, min_time_left_ms=0)
+    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, retry=TWO_ATTEMPTS)
+    system.sweep_policy = SweepPolicy(retry=TWO_ATTEMPTS, min_time_left_ms=0)
     if closer == "worker":
         assert system.deliver(sent) is Result.CLOSED
     else:

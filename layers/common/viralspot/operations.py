@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-# The one cursor codec (signed, so only cursors this API issued continue a call).
-from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.clock import Clock, from_iso, to_iso
+
+# The one cursor codec (signed, so only cursors this API issued continue a call).
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
 from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
-from viralspot.ports import BATCH_ENTRIES, BatchDispatcher
-from viralspot.queue_stats import QueueFacts
+from viralspot.ports import BATCH_ENTRIES, Jobs, Queues
 from viralspot.sweeper import to_resend
 from viralspot.usernames import normalise_username
 
@@ -45,10 +45,6 @@ class QueueStatus(BaseModel):
     )
 
 
-class JobCounter(Protocol):
-    def queue_facts(self) -> QueueFacts: ...
-
-
 class MoveTask(BaseModel):
     """An SQS message move task: SQS moves a dead-letter queue's messages back itself."""
 
@@ -65,17 +61,7 @@ class QueueRedrive(BaseModel):
     task: MoveTask | None = None
 
 
-class QueueMonitor(Protocol):
-    def depth(self, url: str) -> QueueDepth: ...
-
-    def redrive(
-        self, source_url: str, target_url: str, *, max_messages: int, deadline: float
-    ) -> QueueRedrive: ...
-
-
-def queue_status(
-    *, jobs: JobCounter, queues: QueueMonitor, urls: dict[str, str | None]
-) -> QueueStatus:
+def queue_status(*, jobs: Jobs, queues: Queues, urls: dict[str, str | None]) -> QueueStatus:
     counts = jobs.queue_facts().counts.by_state()
     depths = {name: queues.depth(url) for name, url in urls.items() if url}
     dead = sum(d.visible + d.in_flight for name, d in depths.items() if name.endswith("_dlq"))
@@ -105,22 +91,6 @@ PENDING_PASSES: tuple[tuple[Priority, SweepKind], ...] = tuple(
 )
 _CURSOR_KIND = "process-pending"
 _BAD_CURSOR = "Invalid cursor: pass back the next_cursor of a previous process-pending call"
-
-
-class PendingStore(Protocol):
-    def due(
-        self,
-        kind: SweepKind,
-        priority: Priority | None,
-        before: datetime,
-        *,
-        page: int = 50,
-        after: tuple[str, str] | None = None,
-    ) -> Iterator[Job]: ...
-
-    def replace(self, expected: Job, new: Job) -> bool: ...
-
-    def mark_dispatched(self, job: Job, now: datetime) -> Job | None: ...
 
 
 class PendingPosition(BaseModel):
@@ -170,8 +140,8 @@ class ProcessPendingResult(BaseModel):
 
 def process_pending(
     *,
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     cursor: str | None = None,
     limit: int | None = None,
@@ -249,8 +219,8 @@ def _sweep_key(job: Job) -> tuple[str, str]:
 
 def _resend(
     chunk: list[Job],
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     pool: ThreadPoolExecutor,
 ) -> Counter[str]:
@@ -313,7 +283,7 @@ class RedriveResult(BaseModel):
 
 def redrive(
     *,
-    queues: QueueMonitor,
+    queues: Queues,
     routes: dict[str, tuple[str, str]],
     max_messages: int,
     budget_seconds: float = REDRIVE_BUDGET_SECONDS,
