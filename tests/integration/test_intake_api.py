@@ -748,6 +748,6 @@ def test_profile_exactly_at_the_stale_boundary_gets_an_answer(
     settings = bootstrap.services().settings
     # functools.cache keeps `cache_clear`, which the stack fixture's teardown calls.
     fixed = functools.cache(lambda: bootstrap.build(settings, clock=lambda: now))
-    monkeypatch.setattr(bootstrap, "context", fixed)
+    monkeypatch.setattr(bootstrap, "services", fixed)
     status, body = post(api, "natgeo")
     assert status == 200, body

@@ -59,7 +59,7 @@ class Deployment:
             self._patch.setenv(name, value)
         get_settings.cache_clear()
         ctx = bootstrap.build(get_settings(), self.clock)
-        self._patch.setattr(bootstrap, "context", lambda: ctx)
+        self._patch.setattr(bootstrap, "services", lambda: ctx)
 
     def undo(self) -> None:
         self._patch.undo()
