@@ -410,6 +410,8 @@ def test_bulk_request_reports_one_result_per_username(
     assert dup["data"]["priority"] == "HIGH"
     assert bad["success"] is False
     assert "invalid characters" in bad["error"]
+    assert bad["code"] == "invalid_username"
+    assert "code" not in fresh
     assert other["success"] is True
     assert (data["total"], data["succeeded"], data["failed"]) == (4, 3, 1)
     medium = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["MediumQueue"])]

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from enum import StrEnum
 from itertools import islice
 from typing import Any
 
@@ -17,7 +18,7 @@ from viralspot.clock import Clock, from_iso, to_iso
 
 # The one cursor codec (signed, so only cursors this API issued continue a call).
 from viralspot.cursors import decode_cursor, encode_cursor
-from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
+from viralspot.errors import InvalidInput, StorageBusy, StorageUnavailable, ViralSpotError
 from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
 from viralspot.ports import BATCH_ENTRIES, Jobs, Queues
 from viralspot.sweeper import to_resend
@@ -308,11 +309,28 @@ class BulkRequestBody(BaseModel):
     source: Source = Source.BULK
 
 
+class BulkError(StrEnum):
+    """Why one name of a bulk request was not queued: what a client switches on
+    (`error` is for people and may be reworded)."""
+
+    # The name breaks the username rule: fix it, retrying cannot help.
+    INVALID_USERNAME = "invalid_username"
+    # Writes to the name's job kept colliding: nothing was queued; retry now.
+    STORAGE_BUSY = "storage_busy"
+    # Storage could not be reached or throttled the call: nothing was queued; retry later.
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    # Anything else (the details are in the logs): nothing was queued.
+    FAILED = "failed"
+
+
 class BulkItem(BaseModel):
     username: str
     success: bool
     data: dict[str, Any] | None = None
     error: str | None = None
+    code: BulkError | None = Field(
+        default=None, description="Why the name was not queued (absent on success)"
+    )
 
 
 class BulkResult(BaseModel):
@@ -339,11 +357,15 @@ def bulk_request(
         try:
             name = normalise_username(raw)
         except InvalidInput as exc:
-            return BulkItem(username=raw, success=False, error=str(exc))
+            return BulkItem(
+                username=raw, success=False, error=str(exc), code=BulkError.INVALID_USERNAME
+            )
         try:
             answer = request_one(name)
         except ViralSpotError as exc:
-            return BulkItem(username=name, success=False, error=_public_error(exc))
+            return BulkItem(
+                username=name, success=False, error=_public_error(exc), code=_error_code(exc)
+            )
         return BulkItem(
             username=name, success=True, data=answer.model_dump(mode="json", exclude_none=True)
         )
@@ -354,6 +376,14 @@ def bulk_request(
     return BulkResult(
         results=items, total=len(items), succeeded=succeeded, failed=len(items) - succeeded
     )
+
+
+def _error_code(exc: ViralSpotError) -> BulkError:
+    if isinstance(exc, StorageBusy):
+        return BulkError.STORAGE_BUSY
+    if isinstance(exc, StorageUnavailable):
+        return BulkError.STORAGE_UNAVAILABLE
+    return BulkError.FAILED
 
 
 def _public_error(exc: ViralSpotError) -> str:
