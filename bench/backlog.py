@@ -2,7 +2,7 @@
 admin operations cost behind it.
 
     PYTHONPATH=layers/common:. python bench/backlog.py [--jobs 100000] [--messages 1000]
-        [--lost-low 600] [--dead-letters 1000] [--sweeps 3] [--moto]
+        [--lost-low 600] [--dead-letters 1000] [--exhausted 1000] [--sweeps 3] [--moto]
 
 Seeds the Jobs table (DynamoDB Local by default, AWS's own engine: real indexes,
 real ConsumedCapacity; `--moto` for the emulator) with `--jobs` LOW jobs waiting
@@ -20,8 +20,8 @@ through the real services and handlers:
    too: how many sweeps until it is dispatched, and until the LOW ones are;
 3. a MEDIUM request made behind the backlog: messages ahead of it on its queue;
 4. queue-status, one process-pending call and a redrive of `--dead-letters`
-   dead letters, each through the API handler: wall time against the API
-   function's 10 s timeout.
+   dead letters and `--exhausted` jobs whose retries ran out, each through the
+   API handler: wall time against the API function's 10 s timeout.
 
 Figures go to docs/benchmarks.md ("A crawler backlog of 100,000").
 """
@@ -46,7 +46,7 @@ from viralspot.adapters import aws
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX, job_to_item
 from viralspot.clock import utc_now
 from viralspot.errors import DispatchFailed
-from viralspot.jobs import Job, JobMessage, Source, new_job
+from viralspot.jobs import ErrorKind, Job, JobMessage, JobStatus, Source, new_job
 from viralspot.queue_stats import transition
 from viralspot.sharding import sharded
 from viralspot.sweeper import SweepReport
@@ -58,6 +58,20 @@ SEED_THREADS = 4
 def crawled(i: int, at: datetime, *, sent: bool) -> Job:
     job = new_job(f"crawl_{i:06d}", Source.CRAWLER, at, depth=1, discovered_from="seed")
     return job.model_copy(update={"dispatched_at": at if sent else None})
+
+
+def exhausted(i: int, at: datetime) -> Job:
+    """A crawled job whose retries ran out at `at`: what redrive re-opens."""
+    job = new_job(f"spent_{i:06d}", Source.CRAWLER, at, depth=1, discovered_from="seed")
+    return job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "attempts": 3,
+            "error_message": "HTTP 500 (benchmark)",
+            "error_kind": ErrorKind.TRANSIENT,
+            "updated_at": at,
+        }
+    )
 
 
 def seed(dynamodb: Any, jobs_table: str, jobs: list[Job]) -> None:
@@ -72,6 +86,8 @@ def seed(dynamodb: Any, jobs_table: str, jobs: list[Job]) -> None:
     counts: Counter[str] = Counter()
     for job in jobs:
         counts.update(transition(None, job))
+    if not counts:  # jobs that have ended count nowhere
+        return
     # One more counter shard beside the ones the code writes: readers sum them all.
     key = sharded(STATS_PREFIX, 0)
     dynamodb.update_item(
@@ -105,6 +121,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000)
     parser.add_argument("--lost-low", type=int, default=600)
     parser.add_argument("--dead-letters", type=int, default=1_000)
+    parser.add_argument("--exhausted", type=int, default=1_000)
     parser.add_argument("--sweeps", type=int, default=3)
     parser.add_argument(
         "--moto", action="store_true", help="DynamoDB on moto instead of DynamoDB Local"
@@ -264,6 +281,12 @@ def main() -> None:
         )
 
         # 4. The admin and status routes at this size, through the API handler.
+        spent = now - timedelta(hours=1)
+        seed(
+            dynamodb,
+            refs["JobsTable"],
+            [exhausted(i, spent + timedelta(milliseconds=i)) for i in range(args.exhausted)],
+        )
         send_bodies(
             sqs,
             refs["LowDeadLetterQueue"],
@@ -274,7 +297,8 @@ def main() -> None:
             ("queue-status", "GET", "/api/viral-ideas/queue-status"),
             ("process-pending (one call)", "POST", "/api/viral-ideas/process-pending"),
             (
-                f"redrive ({args.dead_letters:,} dead letters, by hand: moto has no move tasks)",
+                f"redrive ({args.dead_letters:,} dead letters, by hand: moto has no move"
+                f" tasks; {args.exhausted:,} jobs whose retries ran out)",
                 "POST",
                 f"/api/viral-ideas/redrive?max_messages={args.dead_letters}",
             ),
@@ -295,7 +319,11 @@ def main() -> None:
                     f" has_more {data['has_more']}"
                 )
             else:
-                what = f"{data['total']:,} moved"
+                again = data["reopened"]
+                what = (
+                    f"{data['total']:,} moved; {again['dispatched']:,} re-opened of"
+                    f" {again['examined']:,} examined, has_more {again['has_more']}"
+                )
             rows.append(
                 [
                     label,

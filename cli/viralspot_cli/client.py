@@ -189,6 +189,7 @@ class RedriveResult(TypedDict):
     moved: dict[str, int]
     tasks: dict[str, MoveTask]
     total: int
+    reopened: ProcessPendingResult
 
 
 # ------------------------------------------------------------------ errors
@@ -379,9 +380,16 @@ class ViralSpotClient:
             self._call("POST", "/api/viral-ideas/process-pending", params=params or None),
         )
 
-    def redrive(self, max_messages: int | None = None) -> RedriveResult:
-        params = {"max_messages": str(max_messages)} if max_messages is not None else None
-        return cast(RedriveResult, self._call("POST", "/api/viral-ideas/redrive", params=params))
+    def redrive(self, max_messages: int | None = None, cursor: str | None = None) -> RedriveResult:
+        params: dict[str, str] = {}
+        if max_messages is not None:
+            params["max_messages"] = str(max_messages)
+        if cursor:
+            params["cursor"] = cursor
+        return cast(
+            RedriveResult,
+            self._call("POST", "/api/viral-ideas/redrive", params=params or None),
+        )
 
     def health(self) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("GET", "/api/health"))

@@ -22,7 +22,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -790,8 +790,29 @@ def redrive(
         ),
     ] = None,
 ) -> None:
-    """Move dead-lettered messages back to their queues (admin: needs the API key)."""
-    _admin(_state(ctx), lambda client: client.redrive(max_messages), render.redrive)
+    """Move dead letters back and re-open the jobs whose retries ran out (admin: needs
+    the API key). Run it once the cause of the failures is fixed.
+
+    The API re-opens as many jobs as one call's time allows and answers a cursor; this
+    follows it until every such job is queued again."""
+    state = _state(ctx)
+    calls: list[Mapping[str, Any]] = []
+    cursor: str | None = None
+    with calling(state) as client:
+        while True:
+            answer = client.redrive(max_messages, cursor)
+            calls.append(answer)
+            cursor = answer["reopened"].get("next_cursor")
+            if not (answer["reopened"]["has_more"] and cursor):
+                break
+            if not state.json:
+                reopened = sum(call["reopened"]["dispatched"] for call in calls)
+                state.err.print(f"  … {reopened} job(s) re-opened so far ({len(calls)} call(s))")
+    result = render.redrive_total(calls)
+    if state.json:
+        state.emit_json(result)
+    else:
+        state.out.print(render.redrive(result))
 
 
 def main() -> None:

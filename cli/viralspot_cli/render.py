@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -437,15 +438,40 @@ def bulk_summary(counts: Mapping[str, int], problems: Sequence[tuple[str, str, s
     return Group(*parts)
 
 
+def redrive_total(calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One answer for a chain of redrive calls: what each moved and re-opened, summed;
+    the move tasks as the last call saw them."""
+    moved: Counter[str] = Counter()
+    reopened: Counter[str] = Counter()
+    for call in calls:
+        moved.update(call["moved"])
+        reopened.update(
+            {k: call["reopened"][k] for k in ("dispatched", "skipped", "failed", "examined")}
+        )
+    return {
+        "moved": {queue: moved[queue] for queue in calls[-1]["moved"]},
+        "tasks": calls[-1].get("tasks") or {},
+        "total": sum(moved.values()),
+        "reopened": dict(reopened),
+        "calls": len(calls),
+    }
+
+
 def redrive(result: Mapping[str, Any]) -> str:
-    """Dead letters moved back by hand, or handed to SQS move tasks."""
+    """Dead letters moved back by hand, or handed to SQS move tasks; jobs re-opened."""
     tasks: Mapping[str, Any] = result.get("tasks") or {}
     moved: Mapping[str, int] = result["moved"]
     if not tasks:
         per_queue = ", ".join(f"{q} {n}" for q, n in moved.items()) or "no dead-letter queues"
-        return f"Moved {result['total']} message(s) back: {per_queue}"
-    lines = [f"SQS is moving about {result['total']} message(s) back:"]
-    for queue, task in tasks.items():
-        how = "move task started" if task["started"] else "a move task was already running"
-        lines.append(f"  {queue}: ~{task['approximate_messages']} ({how})")
+        lines = [f"Moved {result['total']} message(s) back: {per_queue}"]
+    else:
+        lines = [f"SQS is moving about {result['total']} message(s) back:"]
+        for queue, task in tasks.items():
+            how = "move task started" if task["started"] else "a move task was already running"
+            lines.append(f"  {queue}: ~{task['approximate_messages']} ({how})")
+    reopened = result["reopened"]
+    line = f"Re-opened {reopened['dispatched']} job(s) whose retries ran out"
+    if reopened["failed"]:
+        line += f"; {reopened['failed']} could not be sent (the sweeper sends those)"
+    lines.append(line + ".")
     return "\n".join(lines)

@@ -457,12 +457,13 @@ def process_pending(
         **_documented(
             Success[RedriveResult],
             "Dead letters moved back: by an SQS message move task per queue (tasks), "
-            "or, where SQS has none (the local emulator), here and now",
+            "or, where SQS has none (the local emulator), here and now; jobs whose "
+            "retries ran out opened again (reopened), continued by cursor",
         ),
         **FORBIDDEN,
     },
     tags=["admin"],
-    summary="Move dead-lettered messages back to their queues (API key required)",
+    summary="Move dead letters back and re-open exhausted jobs (API key required)",
     security=ADMIN,
 )
 @tracer.capture_method
@@ -475,6 +476,14 @@ def redrive(
             description="Per queue, where messages are moved by hand; a move task moves all",
         ),
     ] = 100,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="reopened.next_cursor of the previous call (opaque); absent to start",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=1024,
+        ),
+    ] = None,
 ) -> Response[Any]:
     ctx = bootstrap.services()
     settings = ctx.settings
@@ -487,8 +496,27 @@ def redrive(
         )
         if dlq and queue
     }
-    result = operations.redrive(queues=ctx.queues, routes=routes, max_messages=max_messages)
-    logger.info("redrive", extra={"moved": result.moved, "tasks": len(result.tasks)})
+    result = operations.redrive(
+        queues=ctx.queues,
+        routes=routes,
+        max_messages=max_messages,
+        store=ctx.jobs,
+        dispatcher=ctx.queues,
+        clock=ctx.clock,
+        cursor=cursor,
+        time_left_ms=app.lambda_context.get_remaining_time_in_millis,
+    )
+    metrics.add_metric(
+        name="Admin_reopened", unit=MetricUnit.Count, value=result.reopened.dispatched
+    )
+    logger.info(
+        "redrive",
+        extra={
+            "moved": result.moved,
+            "tasks": len(result.tasks),
+            "reopened": result.reopened.model_dump(exclude={"next_cursor"}),
+        },
+    )
     return _json(HTTPStatus.OK, success_body(result))
 
 

@@ -271,6 +271,7 @@ def test_admin_commands_need_the_api_key(local: LocalStack) -> None:
     redrive = run(local, "redrive", "--max-messages", "5", VIRALSPOT_API_KEY=local.api_key or "")
     assert redrive.exit_code == 0, redrive.output
     assert "Moved 0 message(s) back" in redrive.stdout
+    assert "Re-opened 0 job(s) whose retries ran out." in redrive.stdout
 
 
 # ------------------------------------------------------------------ bulk

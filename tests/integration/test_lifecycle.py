@@ -32,7 +32,7 @@ from tests.unit.test_rapidapi_provider import profile_body, reels_page
 from viralspot import bootstrap
 from viralspot.adapters import aws
 from viralspot.config import get_settings
-from viralspot.errors import ProviderTransient
+from viralspot.errors import ProfileNotFound, ProviderTransient
 from viralspot.jobs import Job, JobStatus
 from viralspot.pipeline import Result, Worker
 from viralspot.ports import Provider
@@ -447,3 +447,65 @@ def test_a_persons_request_for_a_crawled_profile_is_a_full_analysis_and_says_so(
     assert profile["data"]["analysis"] == "full"
     assert profile["data"]["content_stats"]["total_reels"] == settings.reels_target
     assert len(all_posts(api, "natgeo", "recent")) == settings.reels_target
+
+
+# -- dead letters are part of the record --------------------------------------------------------
+
+
+def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
+    api: LocalApi, stack: Stack, aws_env: Emulator, deployment: Deployment, clock: StepClock
+) -> None:
+    deployment.redeploy(MAX_ATTEMPTS="1")
+    request(api, "natgeo")
+    request(api, "nasa", source="crawler")
+    request(api, "gone")
+    # natgeo's one attempt fails (transient: its retries are used up), nasa's too; gone's
+    # fails for good (the account does not exist).
+    faults = {
+        "natgeo": ProviderTransient("HTTP 500"),
+        "nasa": ProviderTransient("HTTP 502"),
+        "gone": ProfileNotFound("no such user"),
+    }
+    messages = drain(aws_env, stack.refs["HighQueue"]) + drain(aws_env, stack.refs["LowQueue"])
+    assert len(messages) == 3
+    for message in messages:
+        fault = faults[json.loads(message["Body"])["username"]]
+        assert worker_with(Scripted(fault)).process(message["Body"]) is Result.FAILED
+    assert status(api, "natgeo")["status"] == "failed"
+    aws_env.client("sqs").send_message(
+        QueueUrl=stack.refs["HighDeadLetterQueue"],
+        MessageBody=json.dumps(
+            {"username": "natgeo", "request_id": stored_job("natgeo").request_id}
+        ),
+    )
+
+    # The cause is fixed, then the operator redrives.
+    clock.advance(minutes=5)
+    code, _, body = api.request("POST", "/api/viral-ideas/redrive")
+
+    assert code == 200, body
+    assert body["data"]["moved"] == {"high": 1, "medium": 0, "low": 0}
+    reopened = body["data"]["reopened"]
+    assert (reopened["dispatched"], reopened["has_more"]) == (2, False)
+    for name in ("natgeo", "nasa"):
+        job = stored_job(name)
+        assert (job.status, job.attempts, job.error_message) == (
+            JobStatus.PENDING,
+            0,
+            "HTTP 500" if name == "natgeo" else "HTTP 502",
+        )
+        waiting = status(api, name)
+        assert waiting["status"] == "pending"
+        assert waiting["previous_error"] == job.error_message
+    # A profile that does not exist stays failed: no redrive makes it exist.
+    assert stored_job("gone").failed_for_good
+    assert status(api, "gone")["status"] == "failed"
+    # The moved dead letter and the new message are one claim between them.
+    assert deliver(aws_env, stack, "HighQueue") == 2
+    deliver(aws_env, stack, "LowQueue")  # nasa, and the names natgeo's analysis discovered
+    for name in ("natgeo", "nasa"):
+        assert stored_job(name).status is JobStatus.COMPLETED
+        assert status(api, name)["status"] == "completed"
+    # Nothing left to re-open: a second redrive writes no job.
+    _, _, again = api.request("POST", "/api/viral-ideas/redrive")
+    assert again["data"]["reopened"]["examined"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.config import get_settings
 from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import DispatchFailed
+from viralspot.jobs import ErrorKind, JobStatus
 
 
 def test_queue_status_counts_live_jobs_by_status_and_priority(
@@ -268,6 +270,10 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
     assert resent == sorted(set(names) - set(accepted))
 
 
+# No job's retries ran out: redrive opens none again.
+NOTHING_REOPENED = {"dispatched": 0, "skipped": 0, "failed": 0, "examined": 0, "has_more": False}
+
+
 def test_redrive_moves_dead_letters_back(api: LocalApi, stack: Stack, aws_env: Emulator) -> None:
     """Locally: moto has no message move tasks, so the adapter moves them by hand."""
     sqs = aws_env.client("sqs")
@@ -276,12 +282,81 @@ def test_redrive_moves_dead_letters_back(api: LocalApi, stack: Stack, aws_env: E
     sqs.send_message(QueueUrl=stack.refs["LowDeadLetterQueue"], MessageBody='{"n": 99}')
     code, _, body = api.request("POST", "/api/viral-ideas/redrive?max_messages=12")
     assert code == 200
-    assert body["data"] == {"moved": {"high": 12, "medium": 0, "low": 1}, "tasks": {}, "total": 13}
+    assert body["data"] == {
+        "moved": {"high": 12, "medium": 0, "low": 1},
+        "tasks": {},
+        "total": 13,
+        "reopened": NOTHING_REOPENED,
+    }
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 12
     assert [m["Body"] for m in drain(aws_env, stack.refs["LowQueue"])] == ['{"n": 99}']
     _, _, again = api.request("POST", "/api/viral-ideas/redrive")
     assert again["data"]["moved"] == {"high": 1, "medium": 0, "low": 0}
     assert len(drain(aws_env, stack.refs["HighDeadLetterQueue"])) == 0
+
+
+def test_redrive_refuses_a_cursor_it_did_not_issue_before_moving_anything(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    api.request("POST", "/api/profile/one/request")
+    _, _, first = api.request("POST", "/api/viral-ideas/process-pending?limit=1")
+    pending = first["data"]["next_cursor"]
+    position = decode_cursor(pending, kind="process-pending")["process_pending"]
+    aws_env.client("sqs").send_message(QueueUrl=stack.refs["LowDeadLetterQueue"], MessageBody="{}")
+    for cursor in (
+        pending,  # process-pending's: signed for another call
+        "not-a-cursor",
+        # Signed for redrive, but a pass of process-pending's (waiting jobs, not exhausted).
+        encode_cursor({"process_pending": position}, kind="redrive"),
+    ):
+        code, _, body = api.request("POST", f"/api/viral-ideas/redrive?cursor={cursor}")
+        assert code == 400, (cursor, body)
+        assert "redrive" in body["detail"] or "cursor" in body["detail"].lower()
+    assert len(drain(aws_env, stack.refs["LowDeadLetterQueue"])) == 1
+
+
+def test_redrive_reopens_within_its_time_and_goes_on_by_cursor(
+    api: LocalApi, stack: Stack, aws_env: Emulator
+) -> None:
+    ctx = bootstrap.services()
+    for name in ("one", "two"):
+        api.request("POST", f"/api/profile/{name}/request")
+        job = ctx.jobs.get(name)
+        assert job is not None
+        # Its retries ran out a minute ago.
+        ctx.jobs.replace(
+            job,
+            job.model_copy(
+                update={
+                    "status": JobStatus.FAILED,
+                    "attempts": 3,
+                    "error_message": "HTTP 500",
+                    "error_kind": ErrorKind.TRANSIENT,
+                    "updated_at": ctx.clock() - timedelta(minutes=1),
+                }
+            ),
+        )
+    drain(aws_env, stack.refs["HighQueue"])
+    wiring: dict[str, Any] = {
+        "queues": ctx.queues,
+        "routes": {},
+        "max_messages": 10,
+        "store": ctx.jobs,
+        "dispatcher": ctx.queues,
+        "clock": ctx.clock,
+    }
+    short = operations.redrive(**wiring, time_left_ms=lambda: operations.PENDING_RESERVE_MS - 1)
+    assert (short.reopened.examined, short.reopened.has_more) == (0, True)
+    assert short.reopened.next_cursor is not None
+    rest = operations.redrive(**wiring, cursor=short.reopened.next_cursor)
+    assert (rest.reopened.dispatched, rest.reopened.has_more) == (2, False)
+    assert sorted(
+        json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])
+    ) == ["one", "two"]
+    for name in ("one", "two"):
+        job = ctx.jobs.get(name)
+        assert job is not None
+        assert (job.status, job.attempts) == (JobStatus.PENDING, 0)
 
 
 class MoveTasks:
@@ -356,6 +431,7 @@ def test_redrive_starts_a_move_task_from_each_dead_letter_queue_to_its_queue(
             },
         },
         "total": 4,
+        "reopened": NOTHING_REOPENED,
     }
     # SQS moves them, not this call: the dead letters are still there.
     assert len(drain(aws_env, stack.refs["HighDeadLetterQueue"])) == 3

@@ -21,7 +21,8 @@ that only the rules move. Hypothesis interleaves:
   sweeper's replace), then retried as botocore retries it;
 - the provider's key missing then restored, the provider down then back;
 - MaxAttempts lowered while jobs wait; clock jumps from a second to eight days;
-  sweeps, some dying after a write, with SQS sends failing now and then.
+  sweeps, some dying after a write, with SQS sends failing now and then;
+- the operator's redrive, re-opening every job whose retries ran out.
 
 TransactionConflict is not injected here: the adapters retry it in place
 (`aws.retry_conflicts`), so at this level a conflict is a write that happens a
@@ -88,6 +89,7 @@ from tests.fakes.memory import RecordingDispatcher, SteppableClock
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryWorkerJobStore
 from tests.fakes.provider import KEY_MISSING, PROVIDER_DOWN, FakeProvider
 from tests.fakes.system import System
+from viralspot import operations
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
@@ -395,6 +397,16 @@ class Queue(RecordingDispatcher):
             raise DispatchFailed(f"send {job.username}: injected outage")
         super().dispatch(job)
         self.messages.append(Message(JobMessage.of(job).model_dump_json()))
+
+    def dispatch_batch(self, jobs: Sequence[Job]) -> list[Job]:
+        sent = []
+        for job in jobs:
+            try:
+                self.dispatch(job)
+            except DispatchFailed:
+                continue
+            sent.append(job)
+        return sent
 
 
 def _reels_for(analysis: Analysis | None) -> int:
@@ -730,6 +742,45 @@ class JobLifecycle(RuleBasedStateMachine):
                     was = before.get(job.username)
                     unclaimable = job.status is JobStatus.PENDING and job.attempts >= limit
                     assert not (unclaimable and was is not None and was != job), job
+
+    @precondition(
+        lambda self: any(
+            j.failed_for_good and j.error_kind is ErrorKind.TRANSIENT for j in self.jobs.all()
+        )
+    )
+    @rule(send_fails=st.booleans())
+    def redrive(self, send_fails: bool) -> None:
+        """The operator fixes the cause and redrives: every job whose retries ran out
+        (never one failed permanently) runs again from its first attempt."""
+        self.clock.advance(seconds=1)  # the fix takes a moment
+        exhausted = {
+            job.username: job
+            for job in self.jobs.all()
+            if job.failed_for_good and job.error_kind is ErrorKind.TRANSIENT
+        }
+        untouched = {j.username: j for j in self.jobs.all() if j.username not in exhausted}
+        self.queue.fail = send_fails
+        try:
+            result = operations.reopen_exhausted(
+                store=self.jobs, dispatcher=self.queue, clock=self.clock
+            )
+        finally:
+            self.queue.fail = False
+        assert (result.examined, result.has_more) == (len(exhausted), False)
+        if currently_in_test_context():
+            event("redrive re-opened jobs")
+        for job in self.jobs.all():
+            if job.username in exhausted:
+                was = exhausted[job.username]
+                assert (job.status, job.attempts, job.request_id) == (
+                    JobStatus.PENDING,
+                    0,
+                    was.request_id,
+                ), job
+                # Sent, or left unsent for the sweeper when SQS refused.
+                assert (job.dispatched_at is None) is send_fails, job
+            else:
+                assert job == untouched[job.username], job
 
     @rule()
     def settle(self) -> None:

@@ -19,7 +19,7 @@ from viralspot.clock import Clock, from_iso, to_iso
 # The one cursor codec (signed, so only cursors this API issued continue a call).
 from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput, StorageBusy, StorageUnavailable, ViralSpotError
-from viralspot.jobs import Job, Priority, Source, SweepKind, sweep_entry
+from viralspot.jobs import Job, Priority, Source, SweepKind, reopened, sweep_entry
 from viralspot.ports import BATCH_ENTRIES, Jobs, Queues
 from viralspot.sweeper import to_resend
 from viralspot.usernames import normalise_username
@@ -90,8 +90,11 @@ PENDING_RESERVE_MS = 3_000
 PENDING_PASSES: tuple[tuple[Priority, SweepKind], ...] = tuple(
     (priority, kind) for priority in Priority for kind in (SweepKind.UNSENT, SweepKind.SENT)
 )
-_CURSOR_KIND = "process-pending"
-_BAD_CURSOR = "Invalid cursor: pass back the next_cursor of a previous process-pending call"
+# redrive re-opens jobs FAILED for good after their retries ran out, HIGH first.
+REOPEN_PASSES: tuple[tuple[Priority, SweepKind], ...] = tuple(
+    (priority, SweepKind.EXHAUSTED) for priority in Priority
+)
+_BAD_CURSOR = "Invalid cursor: pass back the next_cursor of a previous {call} call"
 
 
 class PendingPosition(BaseModel):
@@ -109,8 +112,8 @@ class PendingPosition(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> PendingPosition:
-        if (self.priority, self.kind) not in PENDING_PASSES:
-            raise ValueError("not a pass of process-pending")
+        if (self.priority, self.kind) not in PENDING_PASSES + REOPEN_PASSES:
+            raise ValueError("not a pass of process-pending or redrive")
         # A position past `before` would make a malformed query (a 500): refused here.
         if self.after is not None and not (
             to_iso(from_iso(self.after[0])) == self.after[0] <= to_iso(self.before)
@@ -118,16 +121,22 @@ class PendingPosition(BaseModel):
             raise ValueError("position out of range")
         return self
 
-    def encode(self) -> str:
-        return encode_cursor({"process_pending": self.model_dump(mode="json")}, kind=_CURSOR_KIND)
+    def encode(self, call: str) -> str:
+        # Signed for `call`: one operation's cursor is refused by the other.
+        return encode_cursor({"process_pending": self.model_dump(mode="json")}, kind=call)
 
     @classmethod
-    def decode(cls, cursor: str) -> PendingPosition:
-        data = decode_cursor(cursor, kind=_CURSOR_KIND).get("process_pending")
+    def decode(
+        cls, cursor: str, call: str, passes: tuple[tuple[Priority, SweepKind], ...]
+    ) -> PendingPosition:
+        data = decode_cursor(cursor, kind=call).get("process_pending")
         try:
-            return cls.model_validate(data)
+            position = cls.model_validate(data)
         except (ValidationError, ValueError):
-            raise InvalidInput(_BAD_CURSOR) from None
+            raise InvalidInput(_BAD_CURSOR.format(call=call)) from None
+        if (position.priority, position.kind) not in passes:
+            raise InvalidInput(_BAD_CURSOR.format(call=call))
+        return position
 
 
 class ProcessPendingResult(BaseModel):
@@ -154,12 +163,74 @@ def process_pending(
     HIGH first, as far as one call's time budget (or `limit` jobs) goes; the answer's
     cursor continues where it stopped. Each job is re-sent once across the calls of
     one cursor chain: conditional on the version read, as the sweeper does."""
+    return _walk(
+        "process-pending",
+        PENDING_PASSES,
+        to_resend,
+        store=store,
+        dispatcher=dispatcher,
+        clock=clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=time_left_ms,
+        budget_seconds=budget_seconds,
+        monotonic=monotonic,
+    )
+
+
+def reopen_exhausted(
+    *,
+    store: Jobs,
+    dispatcher: Queues,
+    clock: Clock,
+    cursor: str | None = None,
+    limit: int | None = None,
+    time_left_ms: Callable[[], int] = lambda: 1_000_000,
+    budget_seconds: float = PENDING_BUDGET_SECONDS,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> ProcessPendingResult:
+    """Open again every job FAILED for good after its retries ran out (never one
+    failed permanently: a missing or private profile stays failed), HIGH first: each
+    PENDING with its attempts reset, its message sent. The operator's "fix the cause,
+    then redrive"; paced and continued by cursor as process_pending is."""
+    return _walk(
+        "redrive",
+        REOPEN_PASSES,
+        reopened,
+        store=store,
+        dispatcher=dispatcher,
+        clock=clock,
+        cursor=cursor,
+        limit=limit,
+        time_left_ms=time_left_ms,
+        budget_seconds=budget_seconds,
+        monotonic=monotonic,
+    )
+
+
+def _walk(
+    call: str,
+    passes: tuple[tuple[Priority, SweepKind], ...],
+    transform: Callable[[Job, datetime], Job],
+    *,
+    store: Jobs,
+    dispatcher: Queues,
+    clock: Clock,
+    cursor: str | None,
+    limit: int | None,
+    time_left_ms: Callable[[], int],
+    budget_seconds: float,
+    monotonic: Callable[[], float],
+) -> ProcessPendingResult:
+    """Each waiting job of `passes`, in order, to `transform`'s version (conditional
+    on the version read) and its message sent, within the time budget; the answer's
+    cursor (signed for `call`) goes on where this call stopped."""
     started = monotonic()
     if cursor:
-        position = PendingPosition.decode(cursor)
+        position = PendingPosition.decode(cursor, call, passes)
     else:
         # 1 ms before now: jobs stamped by this very operation are out of range.
-        first = PENDING_PASSES[0]
+        first = passes[0]
         position = PendingPosition(
             before=clock() - timedelta(milliseconds=1), priority=first[0], kind=first[1]
         )
@@ -172,7 +243,7 @@ def process_pending(
             failed=tally["failed"],
             examined=tally.total(),
             has_more=more,
-            next_cursor=position.encode() if more else None,
+            next_cursor=position.encode(call) if more else None,
         )
 
     pace: float | None = None  # seconds per job, as measured
@@ -187,9 +258,9 @@ def process_pending(
             size = min(PENDING_CHUNK, int(min(left, PENDING_CHUNK_SECONDS) / max(pace, 1e-6)))
         return size if limit is None else min(size, limit - tally.total())
 
-    resume = PENDING_PASSES.index((position.priority, position.kind))
+    resume = passes.index((position.priority, position.kind))
     with ThreadPoolExecutor(max_workers=PENDING_WRITERS) as pool:
-        for priority, kind in PENDING_PASSES[resume:]:
+        for priority, kind in passes[resume:]:
             if (priority, kind) != (position.priority, position.kind):
                 position = position.model_copy(
                     update={"priority": priority, "kind": kind, "after": None}
@@ -205,7 +276,7 @@ def process_pending(
                 chunk = list(islice(jobs, size))
                 if not chunk:
                     break
-                tally.update(_resend(chunk, store, dispatcher, clock, pool))
+                tally.update(_resend(chunk, transform, store, dispatcher, clock, pool))
                 pace = (monotonic() - begun) / len(chunk)
                 position = position.model_copy(update={"after": _sweep_key(chunk[-1])})
     return answer(more=False)
@@ -220,6 +291,7 @@ def _sweep_key(job: Job) -> tuple[str, str]:
 
 def _resend(
     chunk: list[Job],
+    transform: Callable[[Job, datetime], Job],
     store: Jobs,
     dispatcher: Queues,
     clock: Clock,
@@ -231,7 +303,7 @@ def _resend(
     tally: Counter[str] = Counter()
 
     def take(job: Job) -> Job | ViralSpotError | None:
-        fresh = to_resend(job, now)
+        fresh = transform(job, now)
         try:
             return fresh if store.replace(job, fresh) else None
         except ViralSpotError as exc:
@@ -268,8 +340,9 @@ def _resend(
     return tally
 
 
-# Of the API function's 10 s, for moving dead letters by hand where SQS cannot.
-REDRIVE_BUDGET_SECONDS = 6.0
+# Of the API function's 10 s (as process-pending's 6 s): moving dead letters by hand
+# where SQS cannot may take the first 3 s, re-opening exhausted jobs the rest.
+REDRIVE_MOVE_SECONDS = 3.0
 
 
 class RedriveResult(BaseModel):
@@ -280,6 +353,11 @@ class RedriveResult(BaseModel):
         default_factory=dict, description="Per queue: the SQS move task doing the work"
     )
     total: int
+    reopened: ProcessPendingResult = Field(
+        description="Jobs FAILED for good after their retries ran out, opened again (PENDING,"
+        " attempts reset) and sent: `dispatched` of them in this call; call again with"
+        " `reopened.next_cursor` while `reopened.has_more`"
+    )
 
 
 def redrive(
@@ -287,21 +365,43 @@ def redrive(
     queues: Queues,
     routes: dict[str, tuple[str, str]],
     max_messages: int,
-    budget_seconds: float = REDRIVE_BUDGET_SECONDS,
+    store: Jobs,
+    dispatcher: Queues,
+    clock: Clock,
+    cursor: str | None = None,
+    time_left_ms: Callable[[], int] = lambda: 1_000_000,
+    budget_seconds: float = PENDING_BUDGET_SECONDS,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> RedriveResult:
-    """Move dead letters back to their queues: routes = name -> (dlq url, queue url).
-    On AWS a move task per queue does it (every message, at SQS's pace); where move
-    tasks are unavailable (the local emulator) up to `max_messages` per queue are
-    moved within the time budget."""
+    """ "Fix the cause, then redrive": dead letters back to their queues (routes = name
+    -> (dlq url, queue url)), and the jobs whose retries ran out opened again.
+
+    On AWS a move task per queue moves the dead letters (every message, at SQS's pace);
+    where move tasks are unavailable (the local emulator) up to `max_messages` per queue
+    are moved here. A moved message whose job is FAILED for good finds nothing to claim:
+    re-opening the job is what runs it again (a moved copy and the new message are one
+    claim, as any duplicate delivery)."""
+    if cursor:  # a bad cursor is refused before anything moves
+        PendingPosition.decode(cursor, "redrive", REOPEN_PASSES)
+    started = monotonic()
     # One deadline for all the queues, on the clock the adapter checks it against.
-    deadline = time.monotonic() + budget_seconds
+    deadline = time.monotonic() + min(REDRIVE_MOVE_SECONDS, budget_seconds)
     done = {
         name: queues.redrive(dlq, target, max_messages=max_messages, deadline=deadline)
         for name, (dlq, target) in routes.items()
     }
     moved = {name: result.moved for name, result in done.items()}
     tasks = {name: result.task for name, result in done.items() if result.task is not None}
-    return RedriveResult(moved=moved, tasks=tasks, total=sum(moved.values()))
+    again = reopen_exhausted(
+        store=store,
+        dispatcher=dispatcher,
+        clock=clock,
+        cursor=cursor,
+        time_left_ms=time_left_ms,
+        budget_seconds=max(0.0, budget_seconds - (monotonic() - started)),
+        monotonic=monotonic,
+    )
+    return RedriveResult(moved=moved, tasks=tasks, total=sum(moved.values()), reopened=again)
 
 
 class BulkRequestBody(BaseModel):
