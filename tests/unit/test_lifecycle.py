@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
+from aws_lambda_powertools import Metrics
 
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore
 from tests.fakes.system import LEASE, System
@@ -479,6 +480,7 @@ def test_an_answer_about_another_account_is_an_error_on_the_job(system: System) 
 
 
 def test_discovered_names_are_normalised_and_invalid_ones_skipped(system: System) -> None:
+    Metrics().clear_metrics()  # what earlier tests in this process added
     system.provider.similar["natgeo"] = [
         "Bob.Smith",
         "bob.smith",
@@ -496,6 +498,11 @@ def test_discovered_names_are_normalised_and_invalid_ones_skipped(system: System
     assert profile is not None
     assert profile.similar_usernames == ["bob.smith"]
     assert all(normalise_username(key) == key for key in all_keys(system))
+    # Counted where the operator looks: the worker's metrics (shared by every instance).
+    # The provider answers the fan-out's first five: two of them are not usernames.
+    assert system.worker.policy.discovery_fan_out == 5
+    published = Metrics().metric_set["Worker_similar_dropped"]
+    assert published["Value"] == [2.0]
 
 
 # -- a person's analysis is never thinned -----------------------------------------------------

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from viralspot.analytics import analyse
@@ -43,6 +44,7 @@ from viralspot.retry import RetryPolicy
 from viralspot.usernames import username_or_none
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 # Discovery goes through the intake rule: (username, depth, discovered_from).
 Discover = Callable[[str, int, str], None]
@@ -331,9 +333,11 @@ def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderP
     Jobs key and a queued message, so it passes the same username rule as a name a
     person typed, and one that fails it is dropped, never stored."""
     kept: dict[str, ProviderProfile] = {}
+    dropped = 0
     for profile in found:
         name = username_or_none(profile.username)
         if name is None:
+            dropped += 1
             logger.warning(
                 "similar profile dropped: not a username",
                 extra=_about(job, candidate=profile.username[:64]),
@@ -341,4 +345,8 @@ def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderP
             continue
         if name != job.username and name not in kept:
             kept[name] = profile.model_copy(update={"username": name})
+    if dropped:
+        # Powertools' metrics are shared by every instance: the worker's handler
+        # publishes this with its own at the end of the invocation.
+        metrics.add_metric(name="Worker_similar_dropped", unit=MetricUnit.Count, value=dropped)
     return list(kept.values())
