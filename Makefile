@@ -146,8 +146,8 @@ sam-build: $(STAMP)
 
 # layers/common/requirements.txt: every layer dependency pinned, with hashes, for the
 # Lambda runtime (Python 3.13, x86_64), resolved by uv from requirements.in. The layer
-# (layers/common/Makefile) installs from it hash-checked; make install constrains the
-# test environment to it.
+# (layers/common/Makefile) installs from it with pip --require-hashes (each download
+# checked against its pinned hash); make install constrains the test environment to it.
 UV_VERSION := 0.13.9
 UV_VENV    := $(VENV)/tools/uv
 UV_STAMP   := $(UV_VENV)/.installed-$(UV_VERSION)

@@ -35,12 +35,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bench.common import CallTimes, Probe, local_stack, put_items, send_bodies, table
 from devstack.invoke import LocalApi
-from viralspot import bootstrap, intake, sweeper
+from viralspot import bootstrap
+from viralspot.adapters import aws
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX, job_to_item
 from viralspot.clock import utc_now
 from viralspot.errors import DispatchFailed
@@ -127,9 +129,10 @@ def main() -> None:
     args = parser.parse_args()
 
     with local_stack(dynamodb_local=not args.moto) as (emulator, stack, calls):
-        ctx = bootstrap.context()
-        capacity = Probe().attach(ctx.jobs.client)
-        times = CallTimes().install(ctx.jobs.client).install(ctx.dispatcher.client)
+        ctx = bootstrap.services()
+        # The container's clients, which every adapter of the services shares.
+        capacity = Probe().attach(aws.dynamodb())
+        times = CallTimes().install(aws.dynamodb()).install(aws.sqs())
         dynamodb, sqs = emulator.client("dynamodb"), emulator.client("sqs")
         refs = stack.refs
         engine = "moto" if args.moto else "DynamoDB Local"
@@ -160,12 +163,7 @@ def main() -> None:
             times.reset()
             before = {name: depth(sqs, refs[name]) for name in ("HighQueue", "LowQueue")}
             start = time.perf_counter()
-            report = sweeper.sweep(
-                store=ctx.jobs,
-                dispatcher=ctx.dispatcher,
-                policy=bootstrap.sweep_policy(ctx.settings),
-                clock=clock,
-            )
+            report = ctx.sweep()
             wall = (time.perf_counter() - start) * 1000
             sent = {name: depth(sqs, refs[name]) - n for name, n in before.items()}
             return report, {
@@ -221,14 +219,7 @@ def main() -> None:
             for i in range(args.lost_low)
         ]
         seed(dynamodb, refs["JobsTable"], lost_low)
-        answer = intake.request_profile(
-            "a_person",
-            Source.FRONTEND,
-            jobs=ctx.jobs,
-            dispatcher=Refusing(),
-            policy=ctx.policy,
-            clock=utc_now,
-        ).answer
+        answer = replace(ctx, queues=Refusing()).intake("a_person", Source.FRONTEND).answer
         assert answer.fallback_mode, answer
         grace = timedelta(minutes=ctx.settings.pending_grace_minutes, seconds=1)
         rows = []

@@ -15,8 +15,6 @@ import time
 
 from bench.common import local_stack, table
 from viralspot import bootstrap
-from viralspot.clock import utc_now
-from viralspot.intake import request_profile
 from viralspot.jobs import Source
 from viralspot.pipeline import Result
 from viralspot.providers.sample import SampleProvider
@@ -35,8 +33,8 @@ def main() -> None:
     rows = []
     with local_stack(dynamodb_local=args.dynamodb_local) as (_, _, calls):
         for fan_out, label in ((0, "pipeline only (no discovery)"), (5, "with discovery of 5")):
-            ctx = bootstrap.context()
-            worker = bootstrap.build_worker(ctx, SampleProvider())
+            ctx = bootstrap.services()
+            worker = ctx.worker(SampleProvider())
             worker = worker.__class__(
                 **{
                     **worker.__dict__,
@@ -49,13 +47,9 @@ def main() -> None:
             per_profile_ms = []
             for i in range(args.profiles):
                 name = f"bench_{fan_out}_{i}"
-                answer = request_profile(
+                answer = ctx.intake(
                     name,
                     Source.FRONTEND,
-                    jobs=ctx.jobs,
-                    dispatcher=ctx.dispatcher,
-                    policy=ctx.policy,
-                    clock=utc_now,
                 ).answer
                 body = (
                     f'{{"username":"{name}","request_id":"{answer.request_id}",'

@@ -1,6 +1,7 @@
 """The seed's request algorithm, ported step by step to DynamoDB: the baseline.
 
-The seed (shared/seed, "Execution Flow" and `request_profile_processing`) keeps
+The seed (README, "The API": the original specification of the request endpoint;
+its "Execution Flow" and `request_profile_processing`) keeps
 its queue in a Postgres table and decides a request with separate reads and an
 unconditional insert. This is the port a straightforward migration would make:
 

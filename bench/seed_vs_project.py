@@ -30,7 +30,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -181,7 +181,7 @@ class Project:
 
     def __init__(self, stack: Stack) -> None:
         self.api = LocalApi(stack)
-        self.ctx = bootstrap.context()
+        self.ctx = bootstrap.services()
 
     def http(self, username: str) -> dict[str, Any]:
         with quiet():
@@ -194,14 +194,8 @@ class Project:
         return data
 
     def service(self, username: str, jobs: DynamoJobStore | None = None) -> intake.Decision:
-        return intake.request_profile(
-            username,
-            Source.FRONTEND,
-            jobs=jobs or self.ctx.jobs,
-            dispatcher=self.ctx.dispatcher,
-            policy=self.ctx.policy,
-            clock=self.ctx.clock,
-        )
+        services = self.ctx if jobs is None else replace(self.ctx, jobs=jobs)
+        return services.intake(username, Source.FRONTEND)
 
 
 @dataclass
@@ -223,7 +217,7 @@ def run_paths(
     project.service("dup_target")
     seed.add_profile("done_target")
     now = utc_now()
-    project.ctx.profiles.client.put_item(
+    aws.dynamodb().put_item(
         TableName=project.ctx.settings.profiles_table,
         Item=serialize(
             profile_to_item(

@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from bench.common import local_stack, put_items, table
-from viralspot import bootstrap, sweeper
+from viralspot import bootstrap
 from viralspot.adapters.dynamo_jobs import job_to_item
 from viralspot.clock import utc_now
 from viralspot.errors import ErrorKind
@@ -61,15 +61,10 @@ def main() -> None:
                 for i in range(args.due)
             ]
             put_items(client, jobs_table, [job_to_item(j) for j in due])
-            ctx = bootstrap.context()
+            ctx = bootstrap.services()
             calls.reset()
             start = time.perf_counter()
-            report = sweeper.sweep(
-                store=ctx.jobs,
-                dispatcher=ctx.dispatcher,
-                policy=bootstrap.sweep_policy(ctx.settings),
-                clock=utc_now,
-            )
+            report = ctx.sweep()
             elapsed = (time.perf_counter() - start) * 1000
             rows.append(
                 [

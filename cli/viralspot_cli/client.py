@@ -157,6 +157,9 @@ class BulkItem(TypedDict):
     success: bool
     data: NotRequired[IntakeAnswer]
     error: NotRequired[str]
+    # Why it was not queued: invalid_username, storage_busy, storage_unavailable,
+    # failed (the API's), or call_failed (this client's: the whole call failed).
+    code: NotRequired[str]
 
 
 class BulkResult(TypedDict):

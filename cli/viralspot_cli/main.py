@@ -626,15 +626,14 @@ def read_usernames(lines: TextIO) -> list[str]:
     return names
 
 
-# The API's two answers for an item that failed for a reason other than its name
-# (operations._public_error); anything else on a failed item is about the input.
-_SERVICE_ERRORS = ("temporarily unavailable", "failed to process")
+# The API's code for a name that breaks the username rule (operations.BulkError);
+# every other code is a service reason: nothing was queued, and a retry may do.
+_INPUT_ERRORS = frozenset({"invalid_username"})
 
 
 def _outcome(item: BulkItem) -> str:
     if not item["success"]:
-        error = item.get("error", "").lower()
-        return "failed" if any(s in error for s in _SERVICE_ERRORS) else "invalid"
+        return "invalid" if item.get("code") in _INPUT_ERRORS else "failed"
     data = item.get("data")
     skip = data.get("skip_reason") if data else None
     if skip == "already_in_queue":
@@ -682,7 +681,10 @@ def bulk(
                     raise
                 # One failed call fails its names, not the ones already sent or still to send.
                 error = f"HTTP {exc.status}: {exc.detail}"
-                items.extend({"username": n, "success": False, "error": error} for n in chunk)
+                items.extend(
+                    {"username": n, "success": False, "error": error, "code": "call_failed"}
+                    for n in chunk
+                )
             except (Unreachable, KeyboardInterrupt):
                 state.err.print(f"{len(items)} of {len(names)} usernames were sent before this:")
                 raise

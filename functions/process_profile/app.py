@@ -28,8 +28,9 @@ def record_handler(record: SQSRecord) -> str:
     # failures never raise: they are recorded on the job (retried by the sweeper
     # with backoff, or paused when the fault is not the job's).
     receives = int(record.attributes.approximate_receive_count)
-    last = receives >= bootstrap.context().settings.max_receive_count
-    result = bootstrap.worker().process(record.body, last_delivery=last)
+    services = bootstrap.services()
+    last = receives >= services.settings.max_receive_count
+    result = services.worker().process(record.body, last_delivery=last)
     metrics.add_metric(name=f"Worker_{result.value}", unit=MetricUnit.Count, value=1)
     return result.value
 

@@ -201,15 +201,12 @@ def _authorise(source: Source, *, bulk: bool) -> None:
         source,
         bulk=bulk,
         presented_key=app.current_event.headers.get(access.ADMIN_KEY_HEADER),
-        admin_key=bootstrap.context().admin_key,
+        admin_key=bootstrap.services().admin_key,
     )
 
 
 def _decide(name: str, source: Source) -> intake.Decision:
-    ctx = bootstrap.context()
-    decision = intake.request_profile(
-        name, source, jobs=ctx.jobs, dispatcher=ctx.dispatcher, policy=ctx.policy, clock=ctx.clock
-    )
+    decision = bootstrap.services().intake(name, source)
     logger.info(
         "intake decided",
         extra={
@@ -236,7 +233,7 @@ def _record(decision: intake.Decision) -> None:
 @tracer.capture_method
 def profile_status(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     answer = progress.get_status(
         name, jobs=ctx.jobs, stale_after=ctx.policy.stale_after, clock=ctx.clock
     )
@@ -251,7 +248,7 @@ def profile_status(username: UsernamePath) -> Response[Any]:
 @tracer.capture_method
 def get_profile(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
-    profile = reads.primary_profile(name, bootstrap.context().profiles)
+    profile = reads.primary_profile(name, bootstrap.services().profiles)
     return _json(HTTPStatus.OK, success_body(profile))
 
 
@@ -279,7 +276,7 @@ def get_posts(
     ] = None,
 ) -> Response[Any]:
     name = normalise_username(username)
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     page = reads.posts(
         name, sort=sort, limit=limit, cursor=cursor, profiles=ctx.profiles, content=ctx.content
     )
@@ -294,7 +291,7 @@ def get_posts(
 @tracer.capture_method
 def get_similar(username: UsernamePath) -> Response[Any]:
     name = normalise_username(username)
-    found = reads.similar(name, profiles=bootstrap.context().profiles)
+    found = reads.similar(name, profiles=bootstrap.services().profiles)
     return _json(HTTPStatus.OK, success_body(found))
 
 
@@ -374,7 +371,7 @@ def viral_reels(
         ),
     ] = None,
 ) -> Response[Any]:
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     page = feed.read_page(
         min_score=min_score,
         since=feed.parse_day(since),
@@ -394,7 +391,7 @@ def viral_reels(
 )
 @tracer.capture_method
 def queue_status() -> Response[Any]:
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     settings = ctx.settings
     status = operations.queue_status(
         jobs=ctx.jobs,
@@ -440,10 +437,10 @@ def process_pending(
         Query(ge=1, le=100_000, description="Most jobs this call examines (default: its time)"),
     ] = None,
 ) -> Response[Any]:
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     result = operations.process_pending(
         store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
+        dispatcher=ctx.queues,
         clock=ctx.clock,
         cursor=cursor,
         limit=limit,
@@ -488,7 +485,7 @@ def redrive(
         ),
     ] = None,
 ) -> Response[Any]:
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     settings = ctx.settings
     routes = {
         name: (dlq, queue)
@@ -504,7 +501,7 @@ def redrive(
         routes=routes,
         max_messages=max_messages,
         store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
+        dispatcher=ctx.queues,
         clock=ctx.clock,
         cursor=cursor,
         time_left_ms=app.lambda_context.get_remaining_time_in_millis,

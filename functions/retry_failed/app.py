@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from viralspot import bootstrap, sweeper
+from viralspot import bootstrap
 
 logger = Logger()
 tracer = Tracer()
@@ -18,14 +18,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ctx = bootstrap.context()
-    report = sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=ctx.clock,
-        time_left_ms=context.get_remaining_time_in_millis,
-    )
+    report = bootstrap.services().sweep(time_left_ms=context.get_remaining_time_in_millis)
     for repair, count in report.repairs.items():
         if count:
             metrics.add_metric(name=f"Sweep_{repair}", unit=MetricUnit.Count, value=count)

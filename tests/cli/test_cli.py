@@ -317,6 +317,36 @@ def test_bulk_chunks_to_the_api_limit_and_reads_stdin(
     assert [item["username"] for item in answer["results"]] == [f"chunk_{i}" for i in range(5)]
 
 
+def test_bulk_counts_a_name_by_its_error_code_not_its_message(
+    local: DevStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name storage could not take is a service failure (exit 1) and a bad name
+    is bad input, however the server words them: the CLI reads each item's `code`."""
+    real = ViralSpotClient.bulk_request
+
+    def storage_busy_for_one(
+        self: ViralSpotClient, usernames: list[str], source: str = "bulk"
+    ) -> Any:
+        answer = real(self, usernames, source)
+        answer["results"][1] = {
+            "username": "busy_one",
+            "success": False,
+            "error": "Invalid characters, said a later release by mistake",
+            "code": "storage_busy",
+        }
+        return answer
+
+    monkeypatch.setattr(ViralSpotClient, "bulk_request", storage_busy_for_one)
+    result = CliRunner().invoke(
+        cli.app,
+        ["--api", local.api_url, "--json", "bulk", "-"],
+        input="code_ok\nbusy_one\nbad name\n",
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)["summary"]
+    assert (summary["failed"], summary["invalid"], summary["queued_new"]) == (1, 1, 1)
+
+
 def test_bulk_of_an_empty_file_is_a_usage_error(local: DevStack, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n", encoding="utf-8")

@@ -34,7 +34,8 @@ from viralspot.queue_stats import PositionFacts, QueueCounts, QueueFacts, Sample
 
 
 class MemoryProfiles:
-    """The Profiles table: a `ProfileReader`, plus `put` for arranging tests."""
+    """The Profiles table as intake reads it (`ports.Profiles.get`), plus `put` for
+    arranging tests."""
 
     def __init__(self, profiles: list[Profile] | None = None) -> None:
         self._lock = threading.RLock()
@@ -85,7 +86,8 @@ def _queue_key(job: Job) -> tuple[int, datetime, str]:
 
 
 class MemoryJobStore:
-    """The Jobs table with the atomic intake write of `DynamoJobStore` (a `JobStore`)."""
+    """The Jobs table with the atomic intake write of `DynamoJobStore` (intake's part
+    of `ports.Jobs`; `MemoryWorkerJobStore` adds the rest)."""
 
     def __init__(self, profiles: MemoryProfiles | None = None) -> None:
         self.profiles = profiles if profiles is not None else MemoryProfiles()
@@ -114,7 +116,7 @@ class MemoryJobStore:
         for name, n in transition(before, after).items():
             self._counters[name] = self._counters.get(name, 0) + n
 
-    # -- JobStore ------------------------------------------------------------------
+    # -- ports.Jobs, intake's part ------------------------------------------------------------------
 
     def create(
         self,
@@ -195,7 +197,7 @@ class MemoryJobStore:
 
 
 class RecordingDispatcher:
-    """A `Dispatcher` that records what it sent, per queue; `fail = True` makes it
+    """`ports.Queues.dispatch` that records what it sent, per queue; `fail = True` makes it
     raise DispatchFailed (and send nothing), as SqsDispatcher does on an SQS error."""
 
     def __init__(self) -> None:

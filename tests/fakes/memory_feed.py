@@ -1,4 +1,5 @@
-"""An in-memory `FeedIndex` with DynamoDB's Query semantics, for the merge's rule tests.
+"""The feed reads of `ports.Content` (`read_streams`) in memory, with DynamoDB's
+Query semantics, for the merge's rule tests.
 
 Items are built by the adapter's own `reel_to_item`, so they carry exactly the keys
 the worker writes. A read is what `DynamoContentStore._read_stream` asks DynamoDB:

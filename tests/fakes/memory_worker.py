@@ -43,7 +43,7 @@ def _same_instant(a: datetime | None, b: datetime | None) -> bool:
 
 
 class MemoryWorkerJobStore(MemoryJobStore):
-    """The Jobs table for intake, worker and sweeper (JobStore + WorkerJobStore + SweepStore)."""
+    """The Jobs table for intake, worker and sweeper: all of `ports.Jobs`."""
 
     def __init__(self, profiles: MemoryProfiles | None = None) -> None:
         super().__init__(profiles)
@@ -153,7 +153,7 @@ class MemoryWorkerJobStore(MemoryJobStore):
 
 
 class MemoryProfileStore(MemoryProfiles):
-    """The Profiles table for the worker (ProfileWriter) as DynamoProfileStore writes it."""
+    """The Profiles table (`ports.Profiles`) as DynamoProfileStore writes it."""
 
     def put_primary(self, profile: Profile) -> None:
         with self._lock:
@@ -183,7 +183,8 @@ class MemoryProfileStore(MemoryProfiles):
 
 
 class MemoryContent:
-    """The Content table (ContentWriter): one item per (username, shortcode)."""
+    """The Content table's writes (`ports.Content.put_reels`, `remove_other_reels`):
+    one item per (username, shortcode)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

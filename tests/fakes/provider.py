@@ -1,4 +1,4 @@
-"""A `ProfileProvider` fake whose answers and faults are set by the test.
+"""A `ports.Provider` fake whose answers and faults are set by the test.
 
 It answers like a real provider would, including its quirks: the account name in
 the provider's own spelling, similar accounts under names that are not normalised

@@ -18,6 +18,7 @@ from viralspot.jobs import Job, JobMessage, Source
 from viralspot.lifecycle import Standing, standing
 from viralspot.pipeline import PipelinePolicy, Result, Worker
 from viralspot.progress import StatusAnswer
+from viralspot.retry import RetryPolicy
 from viralspot.sweeper import SweepPolicy, SweepReport
 
 STALE_AFTER = timedelta(days=7)
@@ -32,10 +33,10 @@ class System:
     queue: RecordingDispatcher = field(default_factory=RecordingDispatcher)
     provider: FakeProvider = field(default_factory=FakeProvider)
     pipeline_policy: PipelinePolicy = field(
-        default_factory=lambda: PipelinePolicy(lease=LEASE, max_attempts=3)
+        default_factory=lambda: PipelinePolicy(lease=LEASE, retry=RetryPolicy(max_attempts=3))
     )
     sweep_policy: SweepPolicy = field(
-        default_factory=lambda: SweepPolicy(max_attempts=3, min_time_left_ms=0)
+        default_factory=lambda: SweepPolicy(retry=RetryPolicy(max_attempts=3), min_time_left_ms=0)
     )
     intake_policy: IntakePolicy = field(
         default_factory=lambda: IntakePolicy(stale_after=STALE_AFTER)

@@ -41,7 +41,7 @@ def post(api: LocalApi, name: str, source: str = "frontend") -> dict[str, Any]:
 
 
 def stored(name: str) -> Job:
-    job = bootstrap.context().jobs.get(name)
+    job = bootstrap.services().jobs.get(name)
     assert job is not None
     return job
 
@@ -77,7 +77,7 @@ def test_worker_completes_on_its_first_attempt_through_conflicts(
     request_id = post(api, "natgeo")["request_id"]
     (message,) = drain(aws_env, stack.refs["HighQueue"])
     conflicts.injected.clear()
-    worker = bootstrap.build_worker(bootstrap.context(), SampleProvider())
+    worker = bootstrap.services().worker(SampleProvider())
     assert worker.process(message["Body"]) is Result.COMPLETED
     job = stored("natgeo")
     assert (job.status, job.attempts, job.request_id) == (JobStatus.COMPLETED, 1, request_id)
@@ -85,7 +85,7 @@ def test_worker_completes_on_its_first_attempt_through_conflicts(
     assert {"UpdateItem", "PutItem", "BatchWriteItem", "TransactWriteItems"} <= set(
         conflicts.injected
     )
-    profile = bootstrap.context().profiles.get("natgeo")
+    profile = bootstrap.services().profiles.get("natgeo")
     assert profile is not None
     assert profile.content_stats is not None
     # Discovery queued each similar profile once, at LOW.
@@ -111,16 +111,11 @@ def test_sweeper_repairs_through_conflicts(
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     ctx = bootstrap.build(get_settings(), clock)
     conflicts.injected.clear()
-    report = sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=clock,
-    )
+    report = ctx.sweep()
     assert report.repairs[sweeper.Repair.REDISPATCHED] == 1
     assert report.repairs[sweeper.Repair.ERROR] == 0
     assert conflicts.injected["PutItem"] >= 1
     (message,) = drain(aws_env, stack.refs["HighQueue"])
-    worker = bootstrap.build_worker(ctx, SampleProvider())
+    worker = ctx.worker(SampleProvider())
     assert worker.process(message["Body"]) is Result.COMPLETED
     assert stored("natgeo").attempts == 1

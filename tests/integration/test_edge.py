@@ -16,8 +16,7 @@ from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack, resources_of_type
 from tests.support import CallCounter, drain, process, raw_request
-from viralspot import bootstrap
-from viralspot.adapters import codec
+from viralspot import bootstrap, cursors
 from viralspot.adapters.dynamo_content import INDEX_KEYS
 from viralspot.edge import MAX_BODY_BYTES
 
@@ -324,7 +323,7 @@ def test_a_cursor_opens_only_its_own_listing(stack: Stack, processed: str) -> No
 
 def signed(position: dict[str, Any], kind: str = "posts") -> str:
     """A cursor signed with the stack's real key: what a leaked key would allow."""
-    return codec.encode_cursor(position, kind=kind)
+    return cursors.encode_cursor(position, kind=kind)
 
 
 def test_a_signed_cursor_must_still_fit_the_index_key(

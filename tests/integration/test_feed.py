@@ -16,10 +16,11 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.support import StepClock, drain, run_worker
-from viralspot import bootstrap, feed, intake
+from viralspot import bootstrap, feed
 from viralspot.adapters import aws
-from viralspot.adapters.codec import decode_cursor, deserialize, encode_cursor
+from viralspot.adapters.codec import deserialize
 from viralspot.config import get_settings
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.feed import FEED_CURSOR
 from viralspot.jobs import Source
 from viralspot.providers import ProviderReel
@@ -184,17 +185,13 @@ def test_reanalysis_replaces_the_profiles_reels(
     clock = StepClock()
     clock.advance(days=8)
     ctx = bootstrap.build(get_settings(), clock)
-    decision = intake.request_profile(
+    decision = ctx.intake(
         name,
         Source.FRONTEND,
-        jobs=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=ctx.policy,
-        clock=clock,
     )
     assert decision.answer.profile_type == "refresh"
     boosted = max(before.values(), key=lambda r: r["outlier_score"])["shortcode"]
-    worker = bootstrap.build_worker(ctx, Boosting(boosted))
+    worker = ctx.worker(Boosting(boosted))
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     assert worker.process(body).value == "completed"
 
@@ -261,16 +258,12 @@ def test_crawled_profiles_are_listed_and_marked(
     clock = StepClock()
     clock.advance(minutes=11)  # past "recently completed"
     ctx = bootstrap.build(get_settings(), clock)
-    decision = intake.request_profile(
+    decision = ctx.intake(
         deepened,
         Source.FRONTEND,
-        jobs=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=ctx.policy,
-        clock=clock,
     )
     assert decision.answer.queued
-    worker = bootstrap.build_worker(ctx, Boosting(shortcode=""))
+    worker = ctx.worker(Boosting(shortcode=""))
     assert worker.process(drain(aws_env, stack.refs["HighQueue"])[0]["Body"]).value == "completed"
     after = [
         r

@@ -407,7 +407,7 @@ def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Table
     the LOW job; only one may raise it and send to the high queue; A, losing, reads
     again and answers from what the job is now."""
     _, first = post(api, "natgeo", "crawler")
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     b_answers: list[intake.IntakeAnswer] = []
     started: list[bool] = []
 
@@ -415,13 +415,9 @@ def test_two_high_requests_raise_a_waiting_job_once(api: LocalApi, tables: Table
         if not started:  # B's own UpdateItem passes through here too
             started.append(True)
             b_answers.append(
-                intake.request_profile(
+                ctx.intake(
                     "natgeo",
                     Source.FRONTEND,
-                    jobs=ctx.jobs,
-                    dispatcher=ctx.dispatcher,
-                    policy=ctx.policy,
-                    clock=ctx.clock,
                 ).answer
             )
 
@@ -438,7 +434,7 @@ def test_raise_on_a_stale_snapshot_neither_repeats_nor_lowers(
     api: LocalApi, tables: Tables
 ) -> None:
     post(api, "natgeo", "crawler")
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     seen_low = ctx.jobs.get("natgeo")
     assert seen_low is not None
     assert ctx.jobs.raise_priority(seen_low, raised_for(seen_low, Source.FRONTEND, utc_now()))
@@ -731,9 +727,9 @@ def test_profile_exactly_at_the_stale_boundary_gets_an_answer(
         created_at="2026-01-01T00:00:00.000Z",
         last_scraped_at="2026-11-21T10:00:00.000Z",  # to_iso(now - 7 days)
     )
-    settings = bootstrap.context().settings
+    settings = bootstrap.services().settings
     # functools.cache keeps `cache_clear`, which the stack fixture's teardown calls.
     fixed = functools.cache(lambda: bootstrap.build(settings, clock=lambda: now))
-    monkeypatch.setattr(bootstrap, "context", fixed)
+    monkeypatch.setattr(bootstrap, "services", fixed)
     status, body = post(api, "natgeo")
     assert status == 200, body

@@ -35,8 +35,8 @@ from viralspot.config import get_settings
 from viralspot.errors import ProfileNotFound, ProviderTransient
 from viralspot.jobs import Job, JobStatus
 from viralspot.pipeline import Result, Worker
+from viralspot.ports import Provider
 from viralspot.profiles import Profile
-from viralspot.providers import ProfileProvider
 from viralspot.providers import rapidapi as rapidapi_module
 from viralspot.providers.rapidapi import PROFILE_PATH, REELS_PATH, SIMILAR_PATH, RapidApiProvider
 
@@ -59,7 +59,7 @@ class Deployment:
             self._patch.setenv(name, value)
         get_settings.cache_clear()
         ctx = bootstrap.build(get_settings(), self.clock)
-        self._patch.setattr(bootstrap, "context", lambda: ctx)
+        self._patch.setattr(bootstrap, "services", lambda: ctx)
 
     def undo(self) -> None:
         self._patch.undo()
@@ -107,13 +107,13 @@ def status(api: LocalApi, username: str) -> dict[str, Any]:
 
 
 def stored_job(username: str) -> Job:
-    job = bootstrap.context().jobs.get(username)
+    job = bootstrap.services().jobs.get(username)
     assert job is not None
     return job
 
 
-def worker_with(provider: ProfileProvider) -> Worker:
-    return bootstrap.build_worker(bootstrap.context(), provider)
+def worker_with(provider: Provider) -> Worker:
+    return bootstrap.services().worker(provider)
 
 
 def script_healthy(fake: FakeRapidApi, username: str, reels: int = 40) -> None:
@@ -207,7 +207,7 @@ def test_a_refused_key_pauses_jobs_and_never_fails_them(
         )
         request(api, "natgeo")
         results = []
-        rounds = get_settings().max_attempts + 1  # more deliveries than attempts
+        rounds = get_settings().retry.max_attempts + 1  # more deliveries than attempts
         for _ in range(rounds):
             results += [worker.process(m["Body"]) for m in drain(aws_env, stack.refs["HighQueue"])]
             clock.advance(minutes=get_settings().pending_grace_minutes, seconds=1)
@@ -316,7 +316,7 @@ def test_a_last_attempt_dying_after_the_profile_is_stored_completes_and_answers_
     api: LocalApi, stack: Stack, aws_env: Emulator, clock: StepClock
 ) -> None:
     queued = request(api, "natgeo")
-    attempts = get_settings().max_attempts
+    attempts = get_settings().retry.max_attempts
     flaky = worker_with(Scripted(*(ProviderTransient("HTTP 500") for _ in range(attempts - 1))))
     for _ in range(attempts - 1):
         [message] = drain(aws_env, stack.refs["HighQueue"])

@@ -84,7 +84,7 @@ def test_make_invoke_and_make_event_process_a_real_job(
     assert swept.returncode == 0, swept.stderr
     assert json.loads(swept.stdout)["stopped_early"] is False
 
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.request_id == queued["request_id"]
@@ -156,7 +156,7 @@ def test_sam_local_environment_processes_a_real_job(
     )
     assert swept["stopped_early"] is False
 
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.request_id == queued["request_id"]

@@ -14,11 +14,11 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.support import CallCounter, RefusingBatches, StepClock, drain
-from viralspot import bootstrap, operations, sweeper
+from viralspot import bootstrap, operations
 from viralspot.adapters import aws
-from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.config import get_settings
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import DispatchFailed
 from viralspot.jobs import ErrorKind, JobStatus
 
@@ -93,7 +93,7 @@ def test_process_pending_redispatches_every_pending_job_once(
     )
     assert sent == ["one", "three", "two"]
     # Each send is recorded: the jobs wait with a message, which the sweeper leaves alone.
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     assert all((job := jobs.get(n)) and job.dispatched_at for n in ("one", "two", "three"))
 
 
@@ -167,7 +167,7 @@ def test_process_pending_with_a_cursor_covers_every_pending_job_exactly_once(
     assert {p for p, n in sent if n.startswith("api_")} == {"MEDIUM"}
     assert {p for p, n in sent if n.startswith(("crawled_", "unsent_low_"))} == {"LOW"}
     # Every send recorded: a later sweep has nothing to send for these jobs.
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     assert all((job := jobs.get(name)) and job.dispatched_at for name in waiting)
 
 
@@ -209,17 +209,17 @@ def test_process_pending_stops_within_its_time_and_goes_on_by_cursor(
     for name in ("one", "two"):
         api.request("POST", f"/api/profile/{name}/request")
     drain(aws_env, stack.refs["HighQueue"])
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     short = operations.process_pending(
         store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
+        dispatcher=ctx.queues,
         clock=ctx.clock,
         time_left_ms=lambda: operations.PENDING_RESERVE_MS - 1,
     )
     assert (short.examined, short.has_more) == (0, True)
     assert drain(aws_env, stack.refs["HighQueue"]) == []
     rest = operations.process_pending(
-        store=ctx.jobs, dispatcher=ctx.dispatcher, clock=ctx.clock, cursor=short.next_cursor
+        store=ctx.jobs, dispatcher=ctx.queues, clock=ctx.clock, cursor=short.next_cursor
     )
     assert (rest.dispatched, rest.has_more) == (2, False)
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 2
@@ -252,7 +252,7 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
         json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])
     )
     assert sent == accepted
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
     for name in names:
         job = jobs.get(name)
         assert job is not None
@@ -262,12 +262,7 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes, seconds=1)
     ctx = bootstrap.build(get_settings(), clock)
-    report = sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=clock,
-    )
+    report = ctx.sweep()
     assert report.repairs["redispatched"] == len(names) - len(accepted)
     resent = sorted(
         json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["HighQueue"])
@@ -323,7 +318,7 @@ def test_redrive_refuses_a_cursor_it_did_not_issue_before_moving_anything(
 def test_redrive_reopens_within_its_time_and_goes_on_by_cursor(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     for name in ("one", "two"):
         api.request("POST", f"/api/profile/{name}/request")
         job = ctx.jobs.get(name)
@@ -347,7 +342,7 @@ def test_redrive_reopens_within_its_time_and_goes_on_by_cursor(
         "routes": {},
         "max_messages": 10,
         "store": ctx.jobs,
-        "dispatcher": ctx.dispatcher,
+        "dispatcher": ctx.queues,
         "clock": ctx.clock,
     }
     short = operations.redrive(**wiring, time_left_ms=lambda: operations.PENDING_RESERVE_MS - 1)
@@ -491,6 +486,8 @@ def test_bulk_request_reports_one_result_per_username(
     assert dup["data"]["priority"] == "HIGH"
     assert bad["success"] is False
     assert "invalid characters" in bad["error"]
+    assert bad["code"] == "invalid_username"
+    assert "code" not in fresh
     assert other["success"] is True
     assert (data["total"], data["succeeded"], data["failed"]) == (4, 3, 1)
     medium = [json.loads(m["Body"])["username"] for m in drain(aws_env, stack.refs["MediumQueue"])]

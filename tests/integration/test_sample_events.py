@@ -12,6 +12,7 @@ from devstack.lambda_context import LocalContext
 from devstack.template import Stack
 from tests.events import EVENTS, sample
 from viralspot import bootstrap
+from viralspot.adapters import aws
 from viralspot.adapters.codec import serialize
 from viralspot.adapters.dynamo_jobs import job_to_item
 from viralspot.clock import utc_now
@@ -35,7 +36,7 @@ def test_api_event_queues_the_profile(stack: Stack) -> None:
     body = json.loads(result["body"])
     assert body["data"]["profile_type"] == "new"
     assert body["data"]["priority"] == "HIGH"
-    job = bootstrap.context().jobs.get(event["pathParameters"]["username"])
+    job = bootstrap.services().jobs.get(event["pathParameters"]["username"])
     assert job is not None
     assert job.status is JobStatus.PENDING
 
@@ -45,8 +46,9 @@ def _seed_job_for(record: dict[str, Any], source: Source) -> None:
     message = json.loads(record["body"])
     job = new_job(message["username"], source, utc_now(), depth=message["depth"])
     job = job.model_copy(update={"request_id": message["request_id"]})
-    bootstrap.context().jobs.client.put_item(
-        TableName=bootstrap.context().settings.jobs_table, Item=serialize(job_to_item(job))
+    # The container's own client: the one the adapters share.
+    aws.dynamodb().put_item(
+        TableName=bootstrap.services().settings.jobs_table, Item=serialize(job_to_item(job))
     )
 
 
@@ -61,10 +63,10 @@ def test_sqs_events_process_the_profiles_they_name(stack: Stack, aws_env: Emulat
         result = handler_for("ProcessProfileFunction")(event, LocalContext())
         assert result == {"batchItemFailures": []}
         username = json.loads(record["body"])["username"]
-        job = bootstrap.context().jobs.get(username)
+        job = bootstrap.services().jobs.get(username)
         assert job is not None
         assert job.status is JobStatus.COMPLETED
-        profile = bootstrap.context().profiles.get(username)
+        profile = bootstrap.services().profiles.get(username)
         assert profile is not None
         assert profile.data_source == "sample"
 

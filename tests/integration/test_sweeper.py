@@ -14,7 +14,7 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
 from tests.support import StepClock, drain
-from viralspot import bootstrap, intake, sweeper
+from viralspot import bootstrap, sweeper
 from viralspot.config import get_settings
 from viralspot.errors import DispatchFailed, ProviderTransient
 from viralspot.jobs import Job, JobStatus, Source
@@ -26,20 +26,15 @@ from viralspot.sweeper import Repair, SweepReport
 
 def run_sweep(clock: StepClock) -> SweepReport:
     ctx = bootstrap.build(get_settings(), clock)
-    return sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=clock,
-    )
+    return ctx.sweep()
 
 
 def worker(provider: Any, clock: StepClock) -> Worker:
-    return bootstrap.build_worker(bootstrap.build(get_settings(), clock), provider)
+    return bootstrap.build(get_settings(), clock).worker(provider)
 
 
 def job(username: str) -> Job:
-    found = bootstrap.context().jobs.get(username)
+    found = bootstrap.services().jobs.get(username)
     assert found is not None
     return found
 
@@ -271,8 +266,8 @@ def test_two_sweeps_at_once_dispatch_a_due_job_once(
         reports.append(
             sweeper.sweep(
                 store=ReadThenWait(),
-                dispatcher=ctx.dispatcher,
-                policy=bootstrap.sweep_policy(ctx.settings),
+                dispatcher=ctx.queues,
+                policy=ctx.sweep_policy,
                 clock=clock,
             )
         )
@@ -313,11 +308,7 @@ def test_sweep_stops_when_the_invocation_runs_out_of_time(
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     ctx = bootstrap.build(get_settings(), clock)
-    report = sweeper.sweep(
-        store=ctx.jobs,
-        dispatcher=ctx.dispatcher,
-        policy=bootstrap.sweep_policy(ctx.settings),
-        clock=clock,
+    report = ctx.sweep(
         time_left_ms=lambda: 5_000,
     )
     assert report.stopped_early is True
@@ -345,15 +336,11 @@ def test_retry_due_after_max_attempts_was_lowered_fails_for_good(
 
 def crawl(*names: str) -> None:
     """Queue `names` as discovery does: LOW, no position; a job and a message each."""
-    ctx = bootstrap.context()
+    ctx = bootstrap.services()
     for name in names:
-        intake.request_profile(
+        ctx.intake(
             name,
             Source.CRAWLER,
-            jobs=ctx.jobs,
-            dispatcher=ctx.dispatcher,
-            policy=ctx.policy,
-            clock=ctx.clock,
             depth=1,
             discovered_from="seed",
             with_position=False,

@@ -22,8 +22,9 @@ from viralspot.config import get_settings
 from viralspot.errors import ProviderTransient
 from viralspot.jobs import JobStatus
 from viralspot.pipeline import Result, Worker
+from viralspot.ports import Provider
 from viralspot.profiles import Profile, Tier
-from viralspot.providers import ProfileProvider, ProviderProfile, ProviderReel
+from viralspot.providers import ProviderProfile, ProviderReel
 from viralspot.providers.sample import SampleProvider
 
 
@@ -37,9 +38,9 @@ def count_items(aws_env: Emulator, table: str, username: str) -> int:
     return int(response["Count"])
 
 
-def make_worker(provider: ProfileProvider, clock: Callable[[], datetime]) -> Worker:
+def make_worker(provider: Provider, clock: Callable[[], datetime]) -> Worker:
     ctx = bootstrap.build(get_settings(), clock)
-    return bootstrap.build_worker(ctx, provider)
+    return ctx.worker(provider)
 
 
 @pytest.mark.ddblocal
@@ -138,7 +139,7 @@ def test_secondary_never_overwrites_a_primary(
     # its similar list names the now-primary profile, which must stay primary.
     api.request("POST", f"/api/profile/{similar}/request")
     run_worker(stack, drain(aws_env, stack.refs["HighQueue"]), "HighQueue")
-    profiles = bootstrap.context().profiles
+    profiles = bootstrap.services().profiles
     primary = profiles.get(similar)
     assert primary is not None
     assert primary.tier is Tier.PRIMARY
@@ -177,7 +178,7 @@ def test_duplicate_delivery_runs_once(api: LocalApi, stack: Stack, aws_env: Emul
     for t in threads:
         t.join()
     assert sorted(results) == sorted([Result.COMPLETED, Result.NOT_CLAIMED])
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 1
@@ -243,7 +244,7 @@ def test_crash_mid_pipeline_is_completed_by_next_delivery_after_lease(
     clock.advance(seconds=get_settings().lease_seconds)
     assert healthy.process(body) is Result.COMPLETED
 
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 2
@@ -282,7 +283,7 @@ def test_transient_failure_schedules_retry_with_backoff(
     clock = StepClock()
     worker = make_worker(Scripted(ProviderTransient("HTTP 429 rate limited")), clock)
     assert worker.process(body) is Result.RETRY_SCHEDULED
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.FAILED
     assert job.next_retry_at == clock.now + timedelta(minutes=2)
@@ -325,7 +326,7 @@ def test_third_transient_failure_is_final(api: LocalApi, stack: Stack, aws_env: 
     clock = StepClock()
     provider = Scripted(*(ProviderTransient("HTTP 503") for _ in range(3)))
     worker = make_worker(provider, clock)
-    jobs = bootstrap.context().jobs
+    jobs = bootstrap.services().jobs
 
     assert worker.process(body) is Result.RETRY_SCHEDULED
     first = jobs.get("natgeo")
@@ -391,7 +392,7 @@ def test_an_unexpected_error_is_recorded_at_once_not_at_lease_expiry(
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     clock = StepClock()
     assert make_worker(Buggy(), clock).process(body) is Result.RETRY_SCHEDULED
-    job = bootstrap.context().jobs.get("natgeo")
+    job = bootstrap.services().jobs.get("natgeo")
     assert job is not None
     assert job.status is JobStatus.FAILED
     assert job.error_message == "unexpected error: KeyError: 'play_count'"

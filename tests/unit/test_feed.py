@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.memory_feed import MemoryFeedIndex
-from viralspot import feed
-from viralspot.adapters.codec import decode_cursor, encode_cursor
+from viralspot import cursors, feed
 from viralspot.adapters.dynamo_content import reel_to_item
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput
 from viralspot.feed import FEED_CURSOR, FeedProfile
 
@@ -27,7 +27,7 @@ CATEGORIES = ("Chef", "Artist", None)
 @pytest.fixture(autouse=True)
 def cursor_key(monkeypatch: pytest.MonkeyPatch) -> None:
     # Cursors are signed with the stack's key (Secrets Manager); the fakes have none.
-    monkeypatch.setattr("viralspot.adapters.codec._cursor_key", lambda: b"unit-test-cursor-key")
+    monkeypatch.setattr(cursors, "_key", lambda: b"unit-test-cursor-key")
 
 
 def reel(shortcode: str, score: float, taken_at: datetime, views: int = 100) -> ScoredReel:

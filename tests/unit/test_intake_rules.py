@@ -28,10 +28,10 @@ from viralspot.jobs import (
     QueueName,
     Source,
     new_job,
-    retry_delay,
 )
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import estimated_wait
+from viralspot.retry import RetryPolicy
 from viralspot.usernames import normalise_username
 
 STALE_AFTER = timedelta(days=7)
@@ -225,11 +225,11 @@ def test_estimated_time_thresholds(position: int, drain: float | None, expected:
     ("attempts", "minutes"), [(0, 1), (1, 2), (2, 4), (3, 8), (4, 16), (5, 30), (9, 30)]
 )
 def test_retry_delay_doubles_and_caps_at_thirty_minutes(attempts: int, minutes: int) -> None:
-    assert retry_delay(attempts) == timedelta(minutes=minutes)
+    assert RetryPolicy().delay(attempts) == timedelta(minutes=minutes)
 
 
 def test_retry_delay_cap_is_configurable() -> None:
-    assert retry_delay(4, cap_minutes=10) == timedelta(minutes=10)
+    assert RetryPolicy(backoff_cap_minutes=10).delay(4) == timedelta(minutes=10)
 
 
 # -- duplicates ---------------------------------------------------------------------------

@@ -123,6 +123,7 @@ from viralspot.pipeline import PipelinePolicy, Result
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProviderProfile, ProviderReel
+from viralspot.retry import RetryPolicy
 from viralspot.sweeper import LEASE_EXPIRED, SweepPolicy
 from viralspot.usernames import normalise_username
 
@@ -441,13 +442,15 @@ class JobLifecycle(RuleBasedStateMachine):
             provider=self.provider,
             pipeline_policy=PipelinePolicy(
                 lease=LEASE,
-                max_attempts=MAX_ATTEMPTS,
+                retry=RetryPolicy(max_attempts=MAX_ATTEMPTS),
                 reels_target=PERSON_REELS,
                 low_priority_reels_target=CRAWL_REELS,
                 discovery_max_depth=1,
                 discovery_fan_out=3,
             ),
-            sweep_policy=SweepPolicy(max_attempts=MAX_ATTEMPTS, page_size=2, min_time_left_ms=0),
+            sweep_policy=SweepPolicy(
+                retry=RetryPolicy(max_attempts=MAX_ATTEMPTS), page_size=2, min_time_left_ms=0
+            ),
             intake_policy=IntakePolicy(stale_after=timedelta(days=7)),
             jobs_store=self.jobs,
         )
@@ -537,7 +540,9 @@ class JobLifecycle(RuleBasedStateMachine):
             # Its own job, waiting, yet not claimable: it must have been closed (every
             # state has an exit).
             stuck = job.status is JobStatus.PENDING
-            assert not (stuck and job.attempts >= self.system.pipeline_policy.max_attempts), job
+            assert not (stuck and job.attempts >= self.system.pipeline_policy.retry.max_attempts), (
+                job
+            )
         if result is Result.COMPLETED and job is not None:
             assert job.request_id == before.request_id
             if job.source in PERSONS:
@@ -693,8 +698,9 @@ class JobLifecycle(RuleBasedStateMachine):
             event("MaxAttempts lowered under a retried job")
         self.lowered = True
         system = self.system
-        system.pipeline_policy = replace(system.pipeline_policy, max_attempts=LOWERED_MAX_ATTEMPTS)
-        system.sweep_policy = replace(system.sweep_policy, max_attempts=LOWERED_MAX_ATTEMPTS)
+        lowered = RetryPolicy(max_attempts=LOWERED_MAX_ATTEMPTS)
+        system.pipeline_policy = replace(system.pipeline_policy, retry=lowered)
+        system.sweep_policy = replace(system.sweep_policy, retry=lowered)
 
     @rule(
         send_fails=st.booleans(),
@@ -732,7 +738,7 @@ class JobLifecycle(RuleBasedStateMachine):
                 assert report.repairs["dispatch_failed"] == 0
             if crash_after is None and lose is None:
                 # A waiting job no claim can take, once due, is closed, never sent again.
-                limit = self.system.sweep_policy.max_attempts
+                limit = self.system.sweep_policy.retry.max_attempts
                 for job in self.jobs.all():
                     was = before.get(job.username)
                     unclaimable = job.status is JobStatus.PENDING and job.attempts >= limit
@@ -823,7 +829,7 @@ class JobLifecycle(RuleBasedStateMachine):
 
     def _check_invariants(self) -> None:
         assert not self.jobs.violations, self.jobs.violations
-        max_attempts = self.system.pipeline_policy.max_attempts
+        max_attempts = self.system.pipeline_policy.retry.max_attempts
         for job in self.jobs.all():
             self._check_job(job, max_attempts)
         for username in {*USERNAMES, *(job.username for job in self.jobs.all())}:
@@ -1148,8 +1154,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
                     now,
                     error="boom",
                     kind=ErrorKind.TRANSIENT,
-                    max_attempts=MAX_ATTEMPTS,
-                    backoff_cap_minutes=30,
+                    retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, backoff_cap_minutes=30),
                 )
             )
         elif op == "replace" and seen:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
+from aws_lambda_powertools import Metrics
 
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore
 from tests.fakes.system import LEASE, System
@@ -42,10 +43,12 @@ from viralspot.jobs import (
 from viralspot.lifecycle import Standing
 from viralspot.pipeline import Result
 from viralspot.profiles import Profile, Tier
+from viralspot.retry import RetryPolicy
 from viralspot.sweeper import LEASE_EXPIRED, Repair, SweepPolicy
 from viralspot.usernames import normalise_username
 
 GRACE = timedelta(minutes=5)
+TWO_ATTEMPTS = RetryPolicy(max_attempts=2)
 
 
 @pytest.fixture
@@ -197,8 +200,8 @@ def exhausted_pending(system: System, *, sent: bool) -> Job:
     if not sent:
         job = job.model_copy(update={"dispatched_at": None})
         system.jobs.put(job)
-    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, max_attempts=2)
-    system.sweep_policy = SweepPolicy(max_attempts=2, min_time_left_ms=0)
+    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, retry=TWO_ATTEMPTS)
+    system.sweep_policy = SweepPolicy(retry=TWO_ATTEMPTS, min_time_left_ms=0)
     return job
 
 
@@ -238,8 +241,8 @@ def test_a_closed_job_ends_like_any_exhausted_job_with_a_reason_and_a_kind(
     if closer == "sweeper":
         job = job.model_copy(update={"dispatched_at": None})
     system.jobs.put(job)
-    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, max_attempts=2)
-    system.sweep_policy = SweepPolicy(max_attempts=2, min_time_left_ms=0)
+    system.pipeline_policy = type(system.pipeline_policy)(lease=LEASE, retry=TWO_ATTEMPTS)
+    system.sweep_policy = SweepPolicy(retry=TWO_ATTEMPTS, min_time_left_ms=0)
     if closer == "worker":
         assert system.deliver(sent) is Result.CLOSED
     else:
@@ -477,6 +480,7 @@ def test_an_answer_about_another_account_is_an_error_on_the_job(system: System) 
 
 
 def test_discovered_names_are_normalised_and_invalid_ones_skipped(system: System) -> None:
+    Metrics().clear_metrics()  # what earlier tests in this process added
     system.provider.similar["natgeo"] = [
         "Bob.Smith",
         "bob.smith",
@@ -494,6 +498,11 @@ def test_discovered_names_are_normalised_and_invalid_ones_skipped(system: System
     assert profile is not None
     assert profile.similar_usernames == ["bob.smith"]
     assert all(normalise_username(key) == key for key in all_keys(system))
+    # Counted where the operator looks: the worker's metrics (shared by every instance).
+    # The provider answers the fan-out's first five: two of them are not usernames.
+    assert system.worker.policy.discovery_fan_out == 5
+    published = Metrics().metric_set["Worker_similar_dropped"]
+    assert published["Value"] == [2.0]
 
 
 # -- a person's analysis is never thinned -----------------------------------------------------

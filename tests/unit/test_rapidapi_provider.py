@@ -30,7 +30,7 @@ from viralspot.errors import (
     ProviderUnavailable,
 )
 from viralspot.pipeline import Worker
-from viralspot.providers import ProfileProvider
+from viralspot.ports import Provider
 from viralspot.providers.rapidapi import (
     DEFAULT_HOST,
     PROFILE_PATH,
@@ -148,7 +148,7 @@ def closed_port() -> int:
 
 
 def test_satisfies_the_provider_port(provider: RapidApiProvider) -> None:
-    port: ProfileProvider = provider
+    port: Provider = provider
     assert port.name == "rapidapi"
     assert API_KEY not in repr(provider)
 
@@ -1046,7 +1046,7 @@ def rapidapi_worker_env(ssm: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     bootstrap.reset()
 
 
-def resolved(worker: Worker) -> ProfileProvider:
+def resolved(worker: Worker) -> Provider:
     lazy = worker.provider
     assert isinstance(lazy, bootstrap.LazyProvider)
     return lazy.resolve()
@@ -1054,14 +1054,14 @@ def resolved(worker: Worker) -> ProfileProvider:
 
 def test_workers_built_in_a_row_share_one_provider_per_key(rapidapi_worker_env: Any) -> None:
     # The worker function builds a worker for every record it processes.
-    first, second = bootstrap.worker(), bootstrap.worker()
+    first, second = bootstrap.services().worker(), bootstrap.services().worker()
 
     provider = resolved(first)
     assert isinstance(provider, RapidApiProvider)
     assert resolved(second) is provider
 
     rotate(rapidapi_worker_env, "rotated-key")
-    after_rotation = resolved(bootstrap.worker())
+    after_rotation = resolved(bootstrap.services().worker())
     assert isinstance(after_rotation, RapidApiProvider)
     assert after_rotation is not provider
-    assert resolved(bootstrap.worker()) is after_rotation
+    assert resolved(bootstrap.services().worker()) is after_rotation

@@ -14,7 +14,7 @@ import pytest
 
 from viralspot.analytics import analyse
 from viralspot.errors import ErrorKind, InvalidInput, ProfileNotFound, ProviderTransient
-from viralspot.providers import ProfileProvider
+from viralspot.ports import Provider
 from viralspot.providers.sample import (
     FLAKY_USERNAME,
     NOTFOUND_USERNAME,
@@ -35,7 +35,7 @@ def provider() -> SampleProvider:
 
 
 def test_satisfies_the_provider_port() -> None:
-    port: ProfileProvider = SampleProvider()
+    port: Provider = SampleProvider()
     assert port.name == "sample"
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from viralspot.retry import RetryPolicy
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -32,10 +34,8 @@ class Settings(BaseModel):
     # The worker holds a job this long; it must outlive the worker's timeout so a
     # live worker never loses its claim, yet expire so a dead one's job is repaired.
     lease_seconds: int = Field(default=240, gt=0)
-    max_attempts: int = Field(default=3, ge=1)
-    backoff_cap_minutes: int = Field(default=30, ge=1)
-    # The unit of the 2^attempts backoff: a minute; lower it only for demos.
-    backoff_base_seconds: float = Field(default=60, gt=0)
+    # MAX_ATTEMPTS, BACKOFF_CAP_MINUTES, BACKOFF_BASE_SECONDS (defaults: RetryPolicy's).
+    retry: RetryPolicy = RetryPolicy()
     pending_grace_minutes: float = Field(default=5, gt=0)
     sweep_max_jobs: int = Field(default=500, ge=1)
     # The queues' maxReceiveCount: a message failing on this delivery is dead-lettered.
@@ -77,9 +77,6 @@ _ENV = {
     "low_dlq_url": "LOW_DLQ_URL",
     "profile_stale_after_days": "PROFILE_STALE_AFTER_DAYS",
     "lease_seconds": "LEASE_SECONDS",
-    "max_attempts": "MAX_ATTEMPTS",
-    "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
-    "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
     "pending_grace_minutes": "PENDING_GRACE_MINUTES",
     "sweep_max_jobs": "SWEEP_MAX_JOBS",
     "max_receive_count": "MAX_RECEIVE_COUNT",
@@ -94,11 +91,17 @@ _ENV = {
     "admin_key_secret": "ADMIN_KEY_SECRET",
     "cursor_key_secret": "CURSOR_KEY_SECRET",
 }
+_RETRY_ENV = {
+    "max_attempts": "MAX_ATTEMPTS",
+    "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
+    "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
+}
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    values = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+    values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
+    values["retry"] = {field: env[var] for field, var in _RETRY_ENV.items() if env.get(var)}
     return Settings.model_validate(values)
 
 

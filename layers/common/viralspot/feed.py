@@ -36,19 +36,21 @@ import hashlib
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-# The one cursor codec (signed, so only cursors this API issued open a page).
-from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.analytics import ScoredReel
+
+# The one cursor codec (signed, so only cursors this API issued open a page).
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput
+from viralspot.ports import Content
 
 SHARDS = 8
 DEFAULT_MIN_SCORE = 2.0
@@ -199,7 +201,7 @@ class FeedPage(BaseModel):
     since: date
 
 
-# ------------------------------------------------------------------ the port
+# ------------------------------------------------------------------ what a read asks and gets
 
 
 @dataclass(frozen=True)
@@ -229,12 +231,6 @@ class StreamChunk:
     # every unread item of the stream ranks below it. None when the stream is done.
     frontier: str | None
     resume: Any = None
-
-
-class FeedIndex(Protocol):
-    def read_streams(self, reads: Sequence[StreamRead]) -> list[StreamChunk]:
-        """Each read's chunk, in order (the adapter may run them concurrently)."""
-        ...
 
 
 # ------------------------------------------------------------------ the request
@@ -402,7 +398,7 @@ def streams_for(query: FeedQuery) -> list[StreamRead]:
     return reads
 
 
-def merge(query: FeedQuery, index: FeedIndex) -> FeedPage:
+def merge(query: FeedQuery, index: Content) -> FeedPage:
     """The next `limit` reels of the window, in descending rank, exactly.
 
     A reel is emitted only when no stream can still hold a higher one: a stream
@@ -437,7 +433,7 @@ def merge(query: FeedQuery, index: FeedIndex) -> FeedPage:
     return FeedPage(reels=reels, count=len(reels), next_cursor=next_cursor, since=query.start)
 
 
-def _fill(index: FeedIndex, streams: list[_Stream], limit: int) -> None:
+def _fill(index: Content, streams: list[_Stream], limit: int) -> None:
     reads = [replace(s.read, limit=limit) for s in streams]
     for stream, chunk in zip(streams, index.read_streams(reads), strict=True):
         stream.take(chunk)
@@ -450,7 +446,7 @@ def read_page(
     category: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-    index: FeedIndex,
+    index: Content,
     clock: Callable[[], datetime],
 ) -> FeedPage:
     query = plan(

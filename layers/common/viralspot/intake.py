@@ -36,7 +36,7 @@ from viralspot.jobs import (
     raised_for,
 )
 from viralspot.lifecycle import Standing, standing
-from viralspot.ports import Dispatcher, IntakeBlocked, JobStore, ProfileGuard
+from viralspot.ports import IntakeBlocked, Jobs, ProfileGuard, Queues
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import POSITION_CAP, Position, position_of
 
@@ -100,8 +100,8 @@ def request_profile(
     username: str,
     source: Source,
     *,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
+    jobs: Jobs,
+    dispatcher: Queues,
     policy: IntakePolicy,
     clock: Clock,
     depth: int = 0,
@@ -182,8 +182,8 @@ def _answer_from(
     now: datetime,
     policy: IntakePolicy,
     *,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
+    jobs: Jobs,
+    dispatcher: Queues,
     with_position: bool,
 ) -> Decision | None:
     """The answer the stored items give by themselves; None when a job must be
@@ -269,8 +269,8 @@ def _queued(
     job: Job,
     now: datetime,
     *,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
+    jobs: Jobs,
+    dispatcher: Queues,
     with_position: bool,
     deepens: bool = False,
 ) -> Decision:
@@ -310,9 +310,7 @@ def _queued(
     )
 
 
-def _send(
-    job: Job, now: datetime, *, jobs: JobStore, dispatcher: Dispatcher
-) -> Future[None] | None:
+def _send(job: Job, now: datetime, *, jobs: Jobs, dispatcher: Queues) -> Future[None] | None:
     """Dispatch the job's message, then record that it was sent, beside whatever the
     caller does next (the position read does not depend on it: one round trip for
     both); None if the send failed. The job is stored either way: an unconfirmed send
@@ -326,7 +324,7 @@ def _send(
     return _recorder().submit(_record_dispatch, job, now, jobs)
 
 
-def _record_dispatch(job: Job, now: datetime, jobs: JobStore) -> None:
+def _record_dispatch(job: Job, now: datetime, jobs: Jobs) -> None:
     try:
         jobs.mark_dispatched(job, now)
     except StorageError as exc:
@@ -340,7 +338,7 @@ def _recorder() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="dispatch-record")
 
 
-def _position(jobs: JobStore, job: Job, now: datetime) -> Position | None:
+def _position(jobs: Jobs, job: Job, now: datetime) -> Position | None:
     """The job's queue position, or None if it cannot be counted right now: the job
     is stored by then, so a failed count must not turn the answer into an error."""
     try:
@@ -377,8 +375,8 @@ def _already_in_queue(
     source: Source,
     now: datetime,
     *,
-    jobs: JobStore,
-    dispatcher: Dispatcher,
+    jobs: Jobs,
+    dispatcher: Queues,
     with_position: bool,
 ) -> Decision:
     job = existing

@@ -14,6 +14,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from viralspot.errors import ErrorKind
+from viralspot.retry import RetryPolicy
 
 # A profile that completed this recently is not queued again, whatever its tier.
 RECENT_COMPLETION_WINDOW = timedelta(minutes=10)
@@ -303,12 +304,6 @@ def closed(job: Job, now: datetime) -> Job:
     )
 
 
-def retry_delay(attempts: int, cap_minutes: int = 30, base_seconds: float = 60) -> timedelta:
-    """Exponential backoff after `attempts` failed attempts: 2^attempts minutes, capped.
-    `base_seconds` rescales the unit (a minute in production; seconds for demos)."""
-    return min(timedelta(seconds=base_seconds * 2**attempts), timedelta(minutes=cap_minutes))
-
-
 class JobMessage(BaseModel):
     """The SQS message body: just enough for the worker to claim the job it names."""
 
@@ -351,22 +346,17 @@ def failed(
     *,
     error: str,
     kind: ErrorKind,
-    max_attempts: int,
-    backoff_cap_minutes: int,
-    backoff_base_seconds: float = 60,
+    retry: RetryPolicy,
 ) -> Job:
     """A failed attempt: retried after a backoff while attempts remain and the error is
     transient; otherwise FAILED for good (no next_retry_at)."""
-    retry = kind is ErrorKind.TRANSIENT and job.attempts < max_attempts
+    again = kind is ErrorKind.TRANSIENT and not retry.exhausted(job.attempts)
     return job.model_copy(
         update={
             "status": JobStatus.FAILED,
             "error_message": error[:500],
             "error_kind": kind,
-            "next_retry_at": now
-            + retry_delay(job.attempts, backoff_cap_minutes, backoff_base_seconds)
-            if retry
-            else None,
+            "next_retry_at": now + retry.delay(job.attempts) if again else None,
             "lease_until": None,
             "lease_id": None,
             "delay_reason": None,

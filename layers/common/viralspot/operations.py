@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from enum import StrEnum
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-# The one cursor codec (signed, so only cursors this API issued continue a call).
-from viralspot.adapters.codec import decode_cursor, encode_cursor
 from viralspot.clock import Clock, from_iso, to_iso
-from viralspot.errors import InvalidInput, StorageUnavailable, ViralSpotError
+
+# The one cursor codec (signed, so only cursors this API issued continue a call).
+from viralspot.cursors import decode_cursor, encode_cursor
+from viralspot.errors import InvalidInput, StorageBusy, StorageUnavailable, ViralSpotError
 from viralspot.jobs import Job, Priority, Source, SweepKind, reopened, sweep_entry
-from viralspot.ports import BATCH_ENTRIES, BatchDispatcher
-from viralspot.queue_stats import QueueFacts
+from viralspot.ports import BATCH_ENTRIES, Jobs, Queues
 from viralspot.sweeper import to_resend
 from viralspot.usernames import normalise_username
 
@@ -45,10 +46,6 @@ class QueueStatus(BaseModel):
     )
 
 
-class JobCounter(Protocol):
-    def queue_facts(self) -> QueueFacts: ...
-
-
 class MoveTask(BaseModel):
     """An SQS message move task: SQS moves a dead-letter queue's messages back itself."""
 
@@ -65,17 +62,7 @@ class QueueRedrive(BaseModel):
     task: MoveTask | None = None
 
 
-class QueueMonitor(Protocol):
-    def depth(self, url: str) -> QueueDepth: ...
-
-    def redrive(
-        self, source_url: str, target_url: str, *, max_messages: int, deadline: float
-    ) -> QueueRedrive: ...
-
-
-def queue_status(
-    *, jobs: JobCounter, queues: QueueMonitor, urls: dict[str, str | None]
-) -> QueueStatus:
+def queue_status(*, jobs: Jobs, queues: Queues, urls: dict[str, str | None]) -> QueueStatus:
     counts = jobs.queue_facts().counts.by_state()
     depths = {name: queues.depth(url) for name, url in urls.items() if url}
     dead = sum(d.visible + d.in_flight for name, d in depths.items() if name.endswith("_dlq"))
@@ -108,22 +95,6 @@ REOPEN_PASSES: tuple[tuple[Priority, SweepKind], ...] = tuple(
     (priority, SweepKind.EXHAUSTED) for priority in Priority
 )
 _BAD_CURSOR = "Invalid cursor: pass back the next_cursor of a previous {call} call"
-
-
-class PendingStore(Protocol):
-    def due(
-        self,
-        kind: SweepKind,
-        priority: Priority | None,
-        before: datetime,
-        *,
-        page: int = 50,
-        after: tuple[str, str] | None = None,
-    ) -> Iterator[Job]: ...
-
-    def replace(self, expected: Job, new: Job) -> bool: ...
-
-    def mark_dispatched(self, job: Job, now: datetime) -> Job | None: ...
 
 
 class PendingPosition(BaseModel):
@@ -179,8 +150,8 @@ class ProcessPendingResult(BaseModel):
 
 def process_pending(
     *,
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     cursor: str | None = None,
     limit: int | None = None,
@@ -209,8 +180,8 @@ def process_pending(
 
 def reopen_exhausted(
     *,
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     cursor: str | None = None,
     limit: int | None = None,
@@ -242,8 +213,8 @@ def _walk(
     passes: tuple[tuple[Priority, SweepKind], ...],
     transform: Callable[[Job, datetime], Job],
     *,
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     cursor: str | None,
     limit: int | None,
@@ -321,8 +292,8 @@ def _sweep_key(job: Job) -> tuple[str, str]:
 def _resend(
     chunk: list[Job],
     transform: Callable[[Job, datetime], Job],
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     pool: ThreadPoolExecutor,
 ) -> Counter[str]:
@@ -391,11 +362,11 @@ class RedriveResult(BaseModel):
 
 def redrive(
     *,
-    queues: QueueMonitor,
+    queues: Queues,
     routes: dict[str, tuple[str, str]],
     max_messages: int,
-    store: PendingStore,
-    dispatcher: BatchDispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     clock: Clock,
     cursor: str | None = None,
     time_left_ms: Callable[[], int] = lambda: 1_000_000,
@@ -438,11 +409,28 @@ class BulkRequestBody(BaseModel):
     source: Source = Source.BULK
 
 
+class BulkError(StrEnum):
+    """Why one name of a bulk request was not queued: what a client switches on
+    (`error` is for people and may be reworded)."""
+
+    # The name breaks the username rule: fix it, retrying cannot help.
+    INVALID_USERNAME = "invalid_username"
+    # Writes to the name's job kept colliding: nothing was queued; retry now.
+    STORAGE_BUSY = "storage_busy"
+    # Storage could not be reached or throttled the call: nothing was queued; retry later.
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    # Anything else (the details are in the logs): nothing was queued.
+    FAILED = "failed"
+
+
 class BulkItem(BaseModel):
     username: str
     success: bool
     data: dict[str, Any] | None = None
     error: str | None = None
+    code: BulkError | None = Field(
+        default=None, description="Why the name was not queued (absent on success)"
+    )
 
 
 class BulkResult(BaseModel):
@@ -469,11 +457,15 @@ def bulk_request(
         try:
             name = normalise_username(raw)
         except InvalidInput as exc:
-            return BulkItem(username=raw, success=False, error=str(exc))
+            return BulkItem(
+                username=raw, success=False, error=str(exc), code=BulkError.INVALID_USERNAME
+            )
         try:
             answer = request_one(name)
         except ViralSpotError as exc:
-            return BulkItem(username=name, success=False, error=_public_error(exc))
+            return BulkItem(
+                username=name, success=False, error=_public_error(exc), code=_error_code(exc)
+            )
         return BulkItem(
             username=name, success=True, data=answer.model_dump(mode="json", exclude_none=True)
         )
@@ -484,6 +476,14 @@ def bulk_request(
     return BulkResult(
         results=items, total=len(items), succeeded=succeeded, failed=len(items) - succeeded
     )
+
+
+def _error_code(exc: ViralSpotError) -> BulkError:
+    if isinstance(exc, StorageBusy):
+        return BulkError.STORAGE_BUSY
+    if isinstance(exc, StorageUnavailable):
+        return BulkError.STORAGE_UNAVAILABLE
+    return BulkError.FAILED
 
 
 def _public_error(exc: ViralSpotError) -> str:

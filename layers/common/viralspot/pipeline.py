@@ -9,17 +9,17 @@ is completed only by the attempt that still holds the claim.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from viralspot.analytics import analyse
 from viralspot.clock import Clock
 from viralspot.errors import (
-    InvalidInput,
     ProviderError,
     ProviderSystemic,
     ProviderTransient,
@@ -37,12 +37,14 @@ from viralspot.jobs import (
     new_lease_id,
     paused,
 )
-from viralspot.ports import ContentWriter, ProfileWriter, WorkerJobStore
+from viralspot.ports import Content, Jobs, Profiles, Provider
 from viralspot.profiles import Profile, Tier
-from viralspot.providers import ProfileProvider, ProviderProfile
-from viralspot.usernames import normalise_username
+from viralspot.providers import ProviderProfile
+from viralspot.retry import RetryPolicy
+from viralspot.usernames import username_or_none
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 # Discovery goes through the intake rule: (username, depth, discovered_from).
 Discover = Callable[[str, int, str], None]
@@ -66,9 +68,7 @@ class Result(StrEnum):
 @dataclass(frozen=True)
 class PipelinePolicy:
     lease: timedelta
-    max_attempts: int = 3
-    backoff_cap_minutes: int = 30
-    backoff_base_seconds: float = 60
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     reels_target: int = 100
     low_priority_reels_target: int = 30
     discovery_max_depth: int = 1
@@ -80,10 +80,10 @@ class PipelinePolicy:
 
 @dataclass(frozen=True)
 class Worker:
-    jobs: WorkerJobStore
-    profiles: ProfileWriter
-    content: ContentWriter
-    provider: ProfileProvider
+    jobs: Jobs
+    profiles: Profiles
+    content: Content
+    provider: Provider
     discover: Discover
     policy: PipelinePolicy
     clock: Clock
@@ -105,7 +105,7 @@ class Worker:
             message.request_id,
             now=now,
             lease_until=now + self.policy.lease,
-            max_attempts=self.policy.max_attempts,
+            max_attempts=self.policy.retry.max_attempts,
             lease_id=new_lease_id(),
         )
         if job is None:
@@ -135,7 +135,7 @@ class Worker:
             job is None
             or job.request_id != message.request_id
             or job.status is not JobStatus.PENDING
-            or job.attempts < self.policy.max_attempts
+            or not self.policy.retry.exhausted(job.attempts)
         ):
             return Result.NOT_CLAIMED
         if self.jobs.replace(job, closed(job, self.clock())):
@@ -158,7 +158,7 @@ class Worker:
         )
         try:
             fetched = self.provider.fetch_profile(job.username)
-            if _canonical(fetched.username) != job.username:
+            if username_or_none(fetched.username) != job.username:
                 # Every key is the job's normalised name (DESIGN.md "One answer"): a
                 # different account must not be stored under it, nor it under another.
                 raise ProviderTransient(
@@ -266,9 +266,7 @@ class Worker:
             self.clock(),
             error=str(exc),
             kind=exc.kind,
-            max_attempts=self.policy.max_attempts,
-            backoff_cap_minutes=self.policy.backoff_cap_minutes,
-            backoff_base_seconds=self.policy.backoff_base_seconds,
+            retry=self.policy.retry,
         )
         if not self.jobs.finish(job, outcome):
             logger.warning("lease lost before recording the failure", extra=_about(job))
@@ -292,13 +290,6 @@ def _about(job: Job, **fields: object) -> dict[str, object]:
     """Log fields naming the job (passed per call: a shared logger's keys would leak
     between records of one batch)."""
     return {"username": job.username, "job_request_id": job.request_id, **fields}
-
-
-def _canonical(name: str) -> str | None:
-    try:
-        return normalise_username(name)
-    except InvalidInput:
-        return None
 
 
 def _primary(
@@ -342,10 +333,11 @@ def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderP
     Jobs key and a queued message, so it passes the same username rule as a name a
     person typed, and one that fails it is dropped, never stored."""
     kept: dict[str, ProviderProfile] = {}
+    dropped = 0
     for profile in found:
-        try:
-            name = normalise_username(profile.username)
-        except InvalidInput:
+        name = username_or_none(profile.username)
+        if name is None:
+            dropped += 1
             logger.warning(
                 "similar profile dropped: not a username",
                 extra=_about(job, candidate=profile.username[:64]),
@@ -353,4 +345,8 @@ def _canonical_similar(job: Job, found: list[ProviderProfile]) -> list[ProviderP
             continue
         if name != job.username and name not in kept:
             kept[name] = profile.model_copy(update={"username": name})
+    if dropped:
+        # Powertools' metrics are shared by every instance: the worker's handler
+        # publishes this with its own at the end of the invocation.
+        metrics.add_metric(name="Worker_similar_dropped", unit=MetricUnit.Count, value=dropped)
     return list(kept.values())

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from viralspot.clock import Clock, to_iso, utc_now
 from viralspot.jobs import Analysis, Job, JobStatus
 from viralspot.lifecycle import Standing, standing
-from viralspot.ports import JobStore
+from viralspot.ports import Jobs
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import POSITION_CAP, position_of
 
@@ -44,7 +44,7 @@ class StatusAnswer(BaseModel):
 
 
 def get_status(
-    username: str, *, jobs: JobStore, stale_after: timedelta, clock: Clock = utc_now
+    username: str, *, jobs: Jobs, stale_after: timedelta, clock: Clock = utc_now
 ) -> StatusAnswer:
     job, profile = jobs.read(username)
     now = clock()
@@ -88,7 +88,7 @@ def _of(job: Job) -> StatusAnswer:
     )
 
 
-def _in_queue(job: Job, jobs: JobStore, now: datetime) -> StatusAnswer:
+def _in_queue(job: Job, jobs: Jobs, now: datetime) -> StatusAnswer:
     base = _of(job)
     if job.awaiting_retry:
         return base.model_copy(

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from pydantic import BaseModel
 
-from viralspot.content import DEFAULT_PAGE, MAX_PAGE, Post, PostSort, PostsPage
+from viralspot.content import DEFAULT_PAGE, MAX_PAGE, PostSort, PostsPage
 from viralspot.errors import InvalidInput, NotFound
+from viralspot.ports import Content, Profiles
 from viralspot.profiles import Profile, Tier
-
-
-class ProfileLookup(Protocol):
-    def get(self, username: str) -> Profile | None: ...
-
-    def get_many(self, usernames: list[str]) -> list[Profile]: ...
-
-
-class PostsReader(Protocol):
-    def page(
-        self, username: str, sort: PostSort, limit: int, cursor: str | None
-    ) -> tuple[list[Post], str | None]: ...
 
 
 class SimilarProfile(BaseModel):
@@ -39,7 +26,7 @@ class SimilarProfiles(BaseModel):
     count: int
 
 
-def primary_profile(username: str, profiles: ProfileLookup) -> Profile:
+def primary_profile(username: str, profiles: Profiles) -> Profile:
     profile = profiles.get(username)
     if profile is None or profile.tier is not Tier.PRIMARY:
         raise NotFound(
@@ -55,8 +42,8 @@ def posts(
     sort: PostSort,
     limit: int | None,
     cursor: str | None,
-    profiles: ProfileLookup,
-    content: PostsReader,
+    profiles: Profiles,
+    content: Content,
 ) -> PostsPage:
     size = DEFAULT_PAGE if limit is None else limit
     if not 1 <= size <= MAX_PAGE:
@@ -68,7 +55,7 @@ def posts(
     )
 
 
-def similar(username: str, *, profiles: ProfileLookup) -> SimilarProfiles:
+def similar(username: str, *, profiles: Profiles) -> SimilarProfiles:
     profile = primary_profile(username, profiles)
     known = profiles.get_many(list(profile.similar_usernames))
     items = [

@@ -21,12 +21,11 @@ once cannot both dispatch one job, and one failing job never aborts a run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import islice
-from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -42,9 +41,10 @@ from viralspot.jobs import (
     completed,
     failed,
 )
-from viralspot.ports import Dispatcher
+from viralspot.ports import Jobs, Queues
 from viralspot.profiles import Profile, Tier
-from viralspot.queue_stats import QueueFacts, Sample
+from viralspot.queue_stats import Sample
+from viralspot.retry import RetryPolicy
 
 logger = Logger(child=True)
 
@@ -62,33 +62,13 @@ class Repair(StrEnum):
     ERROR = "error"
 
 
-class SweepStore(Protocol):
-    def due(
-        self, kind: SweepKind, priority: Priority | None, before: datetime, *, page: int = 50
-    ) -> Iterator[Job]: ...
-
-    def replace(self, expected: Job, new: Job) -> bool: ...
-
-    def finish(self, claimed: Job, outcome: Job) -> bool: ...
-
-    def mark_dispatched(self, job: Job, now: datetime) -> Job | None: ...
-
-    def read(self, username: str) -> tuple[Job | None, Profile | None]: ...
-
-    def queue_facts(self) -> QueueFacts: ...
-
-    def save_sample(self, sample: Sample, *, replaces: Sample | None) -> bool: ...
-
-
 @dataclass(frozen=True)
 class SweepPolicy:
     pending_grace: timedelta = timedelta(minutes=5)
     # SQS drops a message this long after it was sent (the queues' retention, less
     # an hour's margin): a job still waiting by then needs a new message.
     message_retention: timedelta = timedelta(days=4) - timedelta(hours=1)
-    max_attempts: int = 3
-    backoff_cap_minutes: int = 30
-    backoff_base_seconds: float = 60
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     page_size: int = 50
     max_jobs: int = 500  # per run: a backlog is worked off over several runs
     min_time_left_ms: int = 10_000  # stop well before the function times out
@@ -108,8 +88,8 @@ class SweepReport:
 
 def sweep(
     *,
-    store: SweepStore,
-    dispatcher: Dispatcher,
+    store: Jobs,
+    dispatcher: Queues,
     policy: SweepPolicy,
     clock: Clock,
     time_left_ms: Callable[[], int] = lambda: 1_000_000,
@@ -166,7 +146,7 @@ def _isolated(repair: Callable[[Job], Repair], job: Job) -> Repair:
         return Repair.ERROR
 
 
-def _take_sample(store: SweepStore, now: datetime, policy: SweepPolicy) -> None:
+def _take_sample(store: Jobs, now: datetime, policy: SweepPolicy) -> None:
     """Move the drain-rate sample on when it is older than `sample_every`."""
     try:
         facts = store.queue_facts()
@@ -179,7 +159,7 @@ def _take_sample(store: SweepStore, now: datetime, policy: SweepPolicy) -> None:
         logger.warning("queue sample not taken", extra={"error": str(exc)})
 
 
-def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock) -> Repair:
+def _expire_lease(job: Job, store: Jobs, policy: SweepPolicy, clock: Clock) -> Repair:
     _, profile = store.read(job.username)
     if _stored_by(job, profile):
         # The attempt died after storing its analysis (a timeout or crash in its last
@@ -190,9 +170,7 @@ def _expire_lease(job: Job, store: SweepStore, policy: SweepPolicy, clock: Clock
         clock(),
         error=LEASE_EXPIRED,
         kind=ErrorKind.TRANSIENT,
-        max_attempts=policy.max_attempts,
-        backoff_cap_minutes=policy.backoff_cap_minutes,
-        backoff_base_seconds=policy.backoff_base_seconds,
+        retry=policy.retry,
     )
     if not store.finish(job, outcome):
         return Repair.RACE_LOST
@@ -222,9 +200,9 @@ def _stored_by(job: Job, profile: Profile | None) -> bool:
 
 
 def _send_again(
-    job: Job, store: SweepStore, dispatcher: Dispatcher, policy: SweepPolicy, clock: Clock
+    job: Job, store: Jobs, dispatcher: Queues, policy: SweepPolicy, clock: Clock
 ) -> Repair:
-    if job.attempts >= policy.max_attempts:
+    if policy.retry.exhausted(job.attempts):
         # Its attempts were used up (MaxAttempts lowered meanwhile): no claim can take
         # it, so it is closed with its last error rather than block the name.
         final = closed(job, clock())
@@ -232,11 +210,9 @@ def _send_again(
     return redispatch(job, store, dispatcher, clock)
 
 
-def _retry(
-    job: Job, store: SweepStore, dispatcher: Dispatcher, policy: SweepPolicy, clock: Clock
-) -> Repair:
+def _retry(job: Job, store: Jobs, dispatcher: Queues, policy: SweepPolicy, clock: Clock) -> Repair:
     now = clock()
-    if job.attempts >= policy.max_attempts:
+    if policy.retry.exhausted(job.attempts):
         # MaxAttempts was lowered after this retry was scheduled: as PENDING it could
         # never be claimed, so close it now with its last error.
         final = closed(job, now)
@@ -254,7 +230,7 @@ def _retry(
     return _dispatch(pending, store, dispatcher, now, Repair.RETRIED)
 
 
-def redispatch(job: Job, store: SweepStore, dispatcher: Dispatcher, clock: Clock) -> Repair:
+def redispatch(job: Job, store: Jobs, dispatcher: Queues, clock: Clock) -> Repair:
     """Send a PENDING job's message again, once, even if several callers try at once:
     the job first becomes unsent at a new version, which only one caller can write."""
     now = clock()
@@ -270,9 +246,7 @@ def to_resend(job: Job, now: datetime) -> Job:
     return job.model_copy(update={"updated_at": now, "dispatched_at": None})
 
 
-def _dispatch(
-    job: Job, store: SweepStore, dispatcher: Dispatcher, now: datetime, success: Repair
-) -> Repair:
+def _dispatch(job: Job, store: Jobs, dispatcher: Queues, now: datetime, success: Repair) -> Repair:
     try:
         dispatcher.dispatch(job)
     except DispatchFailed as exc:

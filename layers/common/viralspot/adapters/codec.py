@@ -1,29 +1,22 @@
-"""Plain Python values <-> DynamoDB attribute values, and DynamoDB keys <-> paging
-cursors.
+"""Plain Python values <-> DynamoDB attribute values, and a decoded paging cursor's
+key -> an ExclusiveStartKey.
 
 DynamoDB has one number type; the low-level client wants Decimal, pydantic wants
-int or float. Conversion happens here and nowhere else. So does every paging
-cursor: `encode_cursor` / `decode_cursor` / `start_key` are the one way a listing
-turns a LastEvaluatedKey into a cursor and back.
+int or float. Conversion happens here and nowhere else. `start_key` is the one way
+a listing turns a cursor's key back into a LastEvaluatedKey (the cursor itself is
+signed and checked by `viralspot.cursors`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from viralspot.adapters.secrets import secret_string
-from viralspot.config import get_settings
 from viralspot.edge import MAX_CURSOR_CHARS
-from viralspot.errors import InvalidInput, SecretUnavailable
+from viralspot.errors import InvalidInput
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -66,52 +59,9 @@ def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ paging cursors
 #
-# A cursor carries a DynamoDB key from one page to the next, so a forged one would
-# reach DynamoDB as an ExclusiveStartKey. Two locks: the cursor is signed (HMAC-SHA256
-# with a key the stack generates into Secrets Manager), so only what this API issued
-# decodes; and the key inside is checked attribute by attribute against the index's
-# key schema and the caller's listing before any query uses it.
-
-CURSOR_TAG_BYTES = 16
-DEFAULT_CURSOR_KIND = "posts"
-_CURSOR_ERROR = "Invalid cursor: pass back the next_cursor of a previous page unchanged"
-
-
-def _cursor_key() -> bytes:
-    secret = get_settings().cursor_key_secret
-    if not secret:
-        raise SecretUnavailable("CURSOR_KEY_SECRET is not configured")
-    return secret_string(secret).encode()
-
-
-def _tag(kind: str, payload: bytes) -> bytes:
-    # The kind is signed too: a cursor of one listing never opens another.
-    message = kind.encode() + b"\x00" + payload
-    return hmac.new(_cursor_key(), message, hashlib.sha256).digest()[:CURSOR_TAG_BYTES]
-
-
-def encode_cursor(position: Mapping[str, Any], *, kind: str = DEFAULT_CURSOR_KIND) -> str:
-    """An opaque, URL-safe, signed cursor for `position` (plain JSON values)."""
-    payload = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(_tag(kind, payload) + payload).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, *, kind: str = DEFAULT_CURSOR_KIND) -> dict[str, Any]:
-    """The position `encode_cursor` signed for `kind`; InvalidInput for anything else."""
-    if not cursor or len(cursor) > MAX_CURSOR_CHARS:
-        raise InvalidInput(_CURSOR_ERROR)
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidInput(_CURSOR_ERROR) from None
-    tag, payload = raw[:CURSOR_TAG_BYTES], raw[CURSOR_TAG_BYTES:]
-    if len(tag) < CURSOR_TAG_BYTES or not hmac.compare_digest(tag, _tag(kind, payload)):
-        raise InvalidInput(_CURSOR_ERROR)
-    position = json.loads(payload)  # signed by us: it is what encode_cursor wrote
-    if not isinstance(position, dict):
-        raise InvalidInput(_CURSOR_ERROR)
-    return position
-
+# A posts cursor (viralspot.cursors signs it) carries a DynamoDB key from one page to
+# the next; before any query uses it, `start_key` checks it attribute by attribute
+# against the index's key schema and the caller's listing.
 
 KeySchema = Mapping[str, str]  # attribute name -> DynamoDB scalar type ("S" | "N" | "B")
 

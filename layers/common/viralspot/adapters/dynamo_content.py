@@ -19,17 +19,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from viralspot.adapters import aws
-from viralspot.adapters.codec import (
-    decode_cursor,
-    deserialize,
-    encode_cursor,
-    serialize,
-    start_key,
-    value,
-)
+from viralspot.adapters.codec import deserialize, serialize, start_key, value
 from viralspot.analytics import ScoredReel
 from viralspot.clock import from_iso, to_iso
 from viralspot.content import Post, PostSort
+from viralspot.cursors import decode_cursor, encode_cursor
 from viralspot.errors import InvalidInput, StorageUnavailable
 from viralspot.feed import (
     FeedIndexName,

@@ -1,4 +1,5 @@
-"""Queue operations on SQS: approximate depths, and moving dead letters back."""
+"""The Queues port on SQS: sending job messages (SqsDispatcher), approximate depths,
+and moving dead letters back."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from viralspot.adapters import aws
+from viralspot.adapters.sqs_dispatcher import SqsDispatcher
 from viralspot.errors import QueueUnavailable
+from viralspot.jobs import QueueName
 from viralspot.operations import MoveTask, QueueDepth, QueueRedrive
 
 if TYPE_CHECKING:
@@ -27,15 +30,11 @@ _ATTRIBUTES = {
 _NO_MOVE_TASKS = frozenset({"NotImplemented", "UnknownOperationException", "InvalidAction"})
 
 
-class SqsQueues:
-    def __init__(self, client: SQSClient | None = None) -> None:
-        self._client = client
+class SqsQueues(SqsDispatcher):
+    def __init__(self, queue_urls: dict[QueueName, str], client: SQSClient | None = None) -> None:
+        super().__init__(queue_urls, client)
         # Learned on the first redrive: whether this endpoint runs move tasks.
         self._move_tasks: bool | None = None
-
-    @property
-    def client(self) -> SQSClient:
-        return self._client or aws.sqs()
 
     def depth(self, url: str) -> QueueDepth:
         attributes = self._attributes(url, list(_ATTRIBUTES))

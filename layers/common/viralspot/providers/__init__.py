@@ -1,13 +1,12 @@
-"""The provider port: what the pipeline needs from an Instagram data source.
+"""What a provider answers, in our field names (the port is `viralspot.ports.Provider`).
 
-Two adapters implement it: `sample` (deterministic synthetic data, offline) and
+Two adapters implement the port: `sample` (deterministic synthetic data, offline) and
 `rapidapi` (the Instagram Scraper Stable API the original system used).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,15 +45,3 @@ class ProviderReel(BaseModel):
     video_duration: float | None = None
     thumbnail_url: str | None = None
     url: str
-
-
-class ProfileProvider(Protocol):
-    """Raises `viralspot.errors.ProviderError` subclasses, never transport exceptions."""
-
-    name: str
-
-    def fetch_profile(self, username: str) -> ProviderProfile: ...
-
-    def fetch_reels(self, username: str, target: int) -> list[ProviderReel]: ...
-
-    def fetch_similar(self, username: str, limit: int) -> list[ProviderProfile]: ...

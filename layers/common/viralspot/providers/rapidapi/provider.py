@@ -39,7 +39,7 @@ MAX_PAGE_SIZE: Final = 50
 
 
 class RapidApiProvider:
-    """ProfileProvider over the Instagram Scraper Stable API (urllib3, no SDK)."""
+    """The Provider port over the Instagram Scraper Stable API (urllib3, no SDK)."""
 
     name = "rapidapi"
 
