@@ -268,7 +268,7 @@ def main() -> None:
         )
 
         # 3. A MEDIUM request made behind the backlog.
-        api = LocalApi(stack.template)
+        api = LocalApi(stack)
         low_waiting = depth(sqs, refs["LowQueue"])
         ahead = depth(sqs, refs["MediumQueue"])
         _, _, body = api.request("POST", "/api/profile/an_api_user/request?source=api")
@@ -307,7 +307,7 @@ def main() -> None:
             capacity.reset()
             times.reset()
             start = time.perf_counter()
-            code, _, body = api.request(method, path)
+            code, _, body = api.request(method, path, admin=True)
             wall = (time.perf_counter() - start) * 1000
             assert code == 200, (path, body)
             data = body["data"]

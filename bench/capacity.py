@@ -86,7 +86,7 @@ class Figures:
     failures: int = 0
 
     def add(self, probe: Probe) -> None:
-        self.calls.append(probe.calls)
+        self.calls.append(len(probe.calls))
         self.sqs.append(probe.of("sqs"))
         self.writes.append(probe.writes)
         self.round_trips.append(probe.round_trips)
@@ -144,7 +144,7 @@ class Project:
     """The API function through its HTTP routes, on the stack's tables."""
 
     def __init__(self, stack: Stack, raw: Any) -> None:
-        self.api = LocalApi(stack.template)
+        self.api = LocalApi(stack)
         self.raw = raw
         self.jobs_table = stack.refs["JobsTable"]
         self.profiles_table = stack.refs["ProfilesTable"]

@@ -1,5 +1,6 @@
-"""Shared set-up for the benchmarks: the emulator with the template's resources, the
-functions' environment, and counters of AWS calls made through the handlers' clients.
+"""Shared set-up for the benchmarks: the local stack (devstack.harness: the emulator,
+the template's resources, the functions' environment), a probe of the AWS calls made
+through the handlers' clients, and the figures' helpers.
 
 Run benchmarks from the repository root as `make bench` does
 (PYTHONPATH=layers/common:. python bench/<name>.py).
@@ -8,117 +9,39 @@ Run benchmarks from the repository root as `make bench` does
 from __future__ import annotations
 
 import itertools
-import os
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from typing import Any
 
-from devstack import dynamodb_local as ddbl
-from devstack.emulator import EMULATOR_ENV, Emulator
-from devstack.template import Stack, create_stack, load_template
-from viralspot import bootstrap
+from devstack import harness
+from devstack.emulator import Emulator
+from devstack.template import Stack
+from tests.support import CallCounter
 from viralspot.adapters import aws
 from viralspot.adapters.codec import serialize
-
-# DynamoDB operations that can report the capacity they consumed.
-_CAPACITY_OPERATIONS = (
-    "Query",
-    "Scan",
-    "GetItem",
-    "BatchGetItem",
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "BatchWriteItem",
-    "TransactWriteItems",
-    "TransactGetItems",
-)
-
-
-@dataclass
-class Calls:
-    """AWS calls by operation, how many items DynamoDB read to answer them, and (when
-    asked for with `local_stack(capacity=True)`) the capacity units DynamoDB reports."""
-
-    operations: Counter[str] = field(default_factory=Counter)
-    scanned: int = 0
-    capacity: float = 0.0
-    # A position read fans its queries out over threads.
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def before(self, event_name: str, **_: Any) -> None:
-        with self._lock:
-            self.operations[event_name.split(".", 1)[1]] += 1
-
-    def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
-        if parsed:
-            consumed = parsed.get("ConsumedCapacity")
-            with self._lock:
-                self.scanned += int(parsed.get("ScannedCount", 0) or 0)
-                for entry in (
-                    consumed if isinstance(consumed, list) else [consumed] if consumed else []
-                ):
-                    self.capacity += float(entry.get("CapacityUnits", 0) or 0)
-
-    @staticmethod
-    def ask_capacity(params: dict[str, Any], **_: Any) -> None:
-        params.setdefault("ReturnConsumedCapacity", "TOTAL")
-
-    @property
-    def total(self) -> int:
-        return sum(self.operations.values())
-
-    def of(self, service: str) -> int:
-        return sum(n for op, n in self.operations.items() if op.startswith(f"{service}."))
-
-    def reset(self) -> None:
-        self.operations.clear()
-        self.scanned = 0
-        self.capacity = 0.0
 
 
 @contextmanager
 def local_stack(
     *, dynamodb_local: bool = False, capacity: bool = False
-) -> Iterator[tuple[Emulator, Stack, Calls]]:
-    """The template's stack on moto; with `dynamodb_local`, DynamoDB on DynamoDB Local
-    (AWS's own engine: real ConsumedCapacity, real index behaviour), SQS still on moto.
-    The returned emulator's client("dynamodb") reaches whichever engine serves DynamoDB.
-    With `capacity`, the handlers' DynamoDB calls ask for ReturnConsumedCapacity=TOTAL."""
-    with ExitStack() as cleanup:
-        emulator = Emulator().start()
-        cleanup.callback(emulator.stop)
-        if dynamodb_local:
-            local = cleanup.enter_context(ddbl.running())
-            emulator = emulator.with_dynamodb_at(local.url)
-        template = load_template()
-        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
-        os.environ.update(EMULATOR_ENV)
-        os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-        os.environ.update(emulator.endpoint_environment())
-        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-        os.environ["LOG_LEVEL"] = "WARNING"
-        for function_id, resource in template["Resources"].items():
-            if resource["Type"] == "AWS::Serverless::Function":
-                os.environ.update(stack.function_environment(function_id))
-        aws.reset_clients()
-        bootstrap.reset()
-        calls = Calls()
-        for client in (aws.dynamodb(), aws.sqs()):
-            client.meta.events.register("before-call.*.*", calls.before)
-            client.meta.events.register("after-call.*.*", calls.after)
-        if capacity:
-            for operation in _CAPACITY_OPERATIONS:
-                aws.dynamodb().meta.events.register(
-                    f"provide-client-params.dynamodb.{operation}", calls.ask_capacity
-                )
-        yield emulator, stack, calls
+) -> Iterator[tuple[Emulator, Stack, Probe]]:
+    """The template's stack on moto (devstack.harness, as the tests and `make run`),
+    and a Probe on the handlers' DynamoDB and SQS clients. With `dynamodb_local`,
+    DynamoDB on DynamoDB Local (AWS's own engine: real ConsumedCapacity, real index
+    behaviour), SQS still on moto; the emulator's client("dynamodb") reaches whichever
+    engine serves DynamoDB. With `capacity`, the handlers' DynamoDB calls ask for their
+    ConsumedCapacity (Probe.consumed; by table and index, Probe.rru and Probe.wru)."""
+    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING"}
+    with harness.local_stack(dynamodb_local=dynamodb_local, environment=quiet) as up:
+        probe = Probe()
+        probe.attach(aws.dynamodb(), capacity=capacity)
+        probe.attach(aws.sqs())
+        yield up.emulator, up.stack, probe
 
 
 READ_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
@@ -172,8 +95,7 @@ def fan_out_attributed(pool: Executor) -> Iterator[None]:
         del pool.submit
 
 
-@dataclass
-class Probe:
+class Probe(CallCounter):
     """What requests cost, from the clients they go through: AWS calls, DynamoDB writes,
     round trips, and DynamoDB's own ConsumedCapacity.
 
@@ -195,23 +117,36 @@ class Probe:
     1 strongly, per key of a BatchGetItem) where Local reports 0 for a read that finds
     nothing. Both also by table and index (`by_target`, `aws_by_target`)."""
 
-    operations: Counter[str] = field(default_factory=Counter)
-    writes: int = 0
-    # Units by ("table" or "table/index", "R" or "W"): as reported, and as AWS charges.
-    by_target: Counter[tuple[str, str]] = field(default_factory=Counter)
-    aws_by_target: Counter[tuple[str, str]] = field(default_factory=Counter)
-    _own: Counter[int] = field(default_factory=Counter)
-    _fan_outs: Counter[int] = field(default_factory=Counter)
-    _in_fan_out: dict[int, bool] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        # Items DynamoDB read to answer (ScannedCount), whatever it returned.
+        self.scanned = 0
+        # The engine's own total per call (CapacityUnits, as TOTAL would report it):
+        # moto's table/index split counts an index read twice, its total does not.
+        self.consumed = 0.0
+        # Units by ("table" or "table/index", "R" or "W"): as reported, and as AWS charges.
+        self.by_target: Counter[tuple[str, str]] = Counter()
+        self.aws_by_target: Counter[tuple[str, str]] = Counter()
+        self._own: Counter[int] = Counter()
+        self._fan_outs: Counter[int] = Counter()
+        self._in_fan_out: dict[int, bool] = {}
 
-    def attach(self, client: Any) -> Probe:
+    def attach(self, client: Any, *, capacity: bool = True) -> Probe:
+        """Count `client`'s calls; on DynamoDB, items read and (with `capacity`) the
+        capacity units each call reports."""
         service = client.meta.service_model.service_name
         client.meta.events.register(f"before-call.{service}.*", self._call)
         if service == "dynamodb":
-            client.meta.events.register("before-parameter-build.dynamodb.*", self._ask)
+            if capacity:
+                client.meta.events.register("before-parameter-build.dynamodb.*", self._ask)
             client.meta.events.register("after-call.dynamodb.*", self._consumed)
         return self
+
+    @property
+    def operations(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.calls)
 
     # -- hooks ------------------------------------------------------------------
 
@@ -219,7 +154,7 @@ class Probe:
         _, service, operation = event_name.split(".", 2)
         attributed: int | None = getattr(_attribution, "root", None)
         with self._lock:
-            self.operations[f"{service}.{operation}"] += 1
+            self.calls.append(f"{service}.{operation}")
             if service == "dynamodb" and operation in WRITE_OPERATIONS:
                 self.writes += 1
             if attributed is None:
@@ -256,6 +191,8 @@ class Probe:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
+        with self._lock:
+            self.scanned += int((parsed or {}).get("ScannedCount", 0) or 0)
         consumed = (parsed or {}).get("ConsumedCapacity")
         if not consumed:
             return
@@ -265,6 +202,7 @@ class Probe:
         kind = "W" if write else "R"
         with self._lock:
             for entry in entries:
+                self.consumed += float(entry.get("CapacityUnits", 0) or 0)
                 table_name = str(entry.get("TableName", "?"))
                 parts = {table_name: float(entry.get("Table", {}).get("CapacityUnits", 0))}
                 for group in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
@@ -304,20 +242,15 @@ class Probe:
     # -- figures ----------------------------------------------------------------
 
     @property
-    def calls(self) -> int:
-        return sum(self.operations.values())
-
-    def of(self, service: str) -> int:
-        return sum(n for op, n in self.operations.items() if op.startswith(f"{service}."))
-
-    @property
     def round_trips(self) -> int:
         roots = set(self._own) | set(self._fan_outs)
         return max((self._own[r] + self._fan_outs[r] for r in roots), default=0)
 
     def reset(self) -> None:
+        super().reset()
         with self._lock:
-            self.operations.clear()
+            self.scanned = 0
+            self.consumed = 0.0
             self.by_target.clear()
             self.aws_by_target.clear()
             self._own.clear()
@@ -380,16 +313,13 @@ class CallTimes:
         self.ms.clear()
 
 
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
-    """Median and p95 wall time of `fn`, in milliseconds."""
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
-    return statistics.median(samples), p95
+def percentile(samples: Iterable[float], q: float) -> float:
+    """The q-quantile (0 < q < 1, in hundredths) of `samples`, interpolated between
+    the nearest ranks (statistics' inclusive method); 0 for no samples."""
+    data = list(samples)
+    if len(data) < 2:
+        return data[0] if data else 0.0
+    return statistics.quantiles(data, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -255,7 +255,7 @@ def main() -> None:
             "RetryFailedFunction",
         ):
             functions[function_id] = LocalFunction(function_id, timed(function_id), 180)
-        api = LocalApi(stack.template)
+        api = LocalApi(stack)
         pollers = [
             SqsPoller(
                 s.function_id,

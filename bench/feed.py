@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.common import Calls, local_stack, table
+from bench.common import Probe, local_stack, table
 from devstack.invoke import LocalApi
 from viralspot.adapters.codec import serialize
 from viralspot.adapters.dynamo_content import reel_to_item
@@ -73,7 +73,7 @@ def _write(client: Any, table_name: str, batch: list[dict[str, Any]]) -> int:
     return len(batch)
 
 
-def measure(api: LocalApi, calls: Calls, query: dict[str, Any]) -> dict[str, Any]:
+def measure(api: LocalApi, calls: Probe, query: dict[str, Any]) -> dict[str, Any]:
     def page() -> dict[str, Any]:
         code, _, body = api.request("GET", f"/api/viral-ideas/reels?{urlencode(query)}")
         assert code == 200, body
@@ -85,9 +85,9 @@ def measure(api: LocalApi, calls: Calls, query: dict[str, Any]) -> dict[str, Any
     figures = {
         "reels": data["count"],
         "queries": calls.operations["dynamodb.Query"],
-        "other calls": calls.total - calls.operations["dynamodb.Query"],
+        "other calls": len(calls.calls) - calls.operations["dynamodb.Query"],
         "items read": calls.scanned,
-        "RCU": round(calls.capacity, 1),
+        "RCU": round(calls.consumed, 1),
         "next_cursor": data.get("next_cursor"),
     }
     samples = []
@@ -131,7 +131,7 @@ def main() -> None:
     rows = []
     with local_stack(dynamodb_local=args.dynamodb_local, capacity=True) as (emulator, stack, calls):
         client = emulator.client("dynamodb")
-        api = LocalApi(stack.template)
+        api = LocalApi(stack)
         category = SampleProvider().fetch_profile("bench_00000").category or "Chef"
         loaded = 0
         for size in sizes:

@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 try:
-    from bench.common import Probe, fan_out_attributed
-    from devstack.emulator import EMULATOR_ENV, Emulator
+    from bench.common import Probe, fan_out_attributed, percentile
+    from devstack.harness import local_stack
     from devstack.invoke import LocalApi
-    from devstack.template import Stack, create_stack, load_template
-    from viralspot import bootstrap, intake
+    from viralspot import intake
     from viralspot.adapters import aws, dynamo_jobs
     from viralspot.adapters.codec import serialize
     from viralspot.adapters.dynamo_jobs import job_to_item
@@ -75,13 +74,6 @@ class PathResult:
     def ok(self) -> bool:
         return self.max_round_trips <= self.target and self.unexpected == 0
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return 0.0
-        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-        return ordered[index]
-
     def breakdown(self) -> str:
         n = max(1, len(self.calls_per_request))
         return ", ".join(
@@ -111,14 +103,6 @@ def quiet_stdout(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def set_environment(emulator: Emulator, stack: Stack) -> None:
-    os.environ.update(EMULATOR_ENV)
-    os.environ["AWS_ENDPOINT_URL"] = emulator.url
-    os.environ.update(stack.function_environment(FUNCTION))
-    aws.reset_clients()
-    bootstrap.reset()
-
-
 def measure(
     api: LocalApi,
     probe: Probe,
@@ -137,7 +121,7 @@ def measure(
         status, _, body = api.request("POST", url)
         result.latencies.append((time.perf_counter() - started) * 1000)
         result.round_trips.append(probe.round_trips)
-        result.calls_per_request.append(probe.calls)
+        result.calls_per_request.append(len(probe.calls))
         result.operations.update(probe.operations)
         data = body.get("data", {}) if isinstance(body, dict) else {}
         if status != 200 or data.get("skip_reason") != result.expected_skip:
@@ -146,16 +130,13 @@ def measure(
 
 def run(requests: int, *, budget: float, show_logs: bool) -> list[PathResult]:
     started = time.monotonic()
-    emulator = Emulator().start()
-    try:
-        template = load_template()
-        dynamodb = emulator.client("dynamodb")
-        stack = create_stack(dynamodb, emulator.client("sqs"), template=template)
-        set_environment(emulator, stack)
+    with local_stack() as harness:
+        dynamodb = harness.emulator.client("dynamodb")
+        stack = harness.stack
         probe = Probe()
         for client in (aws.dynamodb(), aws.sqs()):
             probe.attach(client)
-        api = LocalApi(template)
+        api = harness.api()
 
         now = utc_now()
         # A fully processed profile, and one completed two minutes ago.
@@ -220,8 +201,6 @@ def run(requests: int, *, budget: float, show_logs: bool) -> list[PathResult]:
                 urls = [url(i) for i in range(requests)]
                 measure(api, probe, result, urls, deadline=time.monotonic() + share)
         return [result for result, _ in paths]
-    finally:
-        emulator.stop()
 
 
 def report(results: list[PathResult], requests: int, seconds: float) -> str:
@@ -240,7 +219,7 @@ def report(results: list[PathResult], requests: int, seconds: float) -> str:
         )
         lines.append(
             f"| {r.name} | {len(r.latencies)} | {trips} | <= {r.target} | {calls:g} | {r.breakdown()} | "
-            f"{statistics.median(r.latencies):.1f} | {r.percentile(0.95):.1f} | {verdict} |"
+            f"{statistics.median(r.latencies):.1f} | {percentile(r.latencies, 0.95):.1f} | {verdict} |"
         )
     lines += ["", f"Total {seconds:.1f} s."]
     short = [r.name for r in results if len(r.latencies) < requests]

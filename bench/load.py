@@ -41,13 +41,15 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from bench.common import table
+from bench.common import percentile, table
 from devstack.emulator import REGION
 from devstack.template import load_template
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
@@ -141,6 +143,51 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 90)
     raise RuntimeError("the local stack did not answer /api/health in time")
 
 
+@contextmanager
+def make_run(
+    api_port: int, emulator_port: int, *arguments: str, stop_seconds: float = 20
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m devstack` (what `make run` runs, with `arguments`) in a process of its
+    own, serving on api_port with its emulator on emulator_port; the tail of its log
+    printed if the caller fails; stopped as Ctrl-C would stop it, then killed after
+    `stop_seconds`."""
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "devstack",
+                "--host",
+                HOST,
+                "--port",
+                str(api_port),
+                "--emulator-port",
+                str(emulator_port),
+                *arguments,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(api_port, process)
+            yield process
+        except BaseException:
+            log.seek(0)
+            print(log.read().decode("utf-8", "replace")[-3000:], file=sys.stderr)
+            raise
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=stop_seconds)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def probe(port: int, fresh: bool, runs: int = 30) -> float:
     """Median ms of GET /api/health from one client, sequentially."""
     samples = []
@@ -205,10 +252,6 @@ def queue_depth(sqs: Any, name: str) -> int:
     )
 
 
-def percentile(ordered: list[float], p: float) -> float:
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
@@ -229,76 +272,47 @@ def main() -> None:
     rng = random.Random(args.seed)
     plan = [rng.randrange(args.usernames) for _ in range(args.requests)]
     api_port, emulator_port = free_port(), free_port()
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "devstack",
-                "--host",
-                HOST,
-                "--port",
-                str(api_port),
-                "--emulator-port",
-                str(emulator_port),
-                "--no-workers",
-                "--no-schedules",
-                "--api-concurrency",
-                str(args.api_concurrency),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(api_port, process)
-            health_keepalive = probe(api_port, fresh=False)
-            health_fresh = probe(api_port, fresh=True)
-            results = Results()
-            cursor = [0]
-            cursor_lock = threading.Lock()
-            start = time.perf_counter()
-            deadline = time.monotonic() + args.max_seconds
-            threads = [
-                threading.Thread(
-                    target=client_loop,
-                    args=(
-                        api_port,
-                        plan,
-                        cursor,
-                        cursor_lock,
-                        deadline,
-                        results,
-                        args.fresh_connections,
-                    ),
-                )
-                for _ in range(args.clients)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - start
+    with make_run(
+        api_port,
+        emulator_port,
+        "--no-workers",
+        "--no-schedules",
+        "--api-concurrency",
+        str(args.api_concurrency),
+    ):
+        health_keepalive = probe(api_port, fresh=False)
+        health_fresh = probe(api_port, fresh=True)
+        results = Results()
+        cursor = [0]
+        cursor_lock = threading.Lock()
+        start = time.perf_counter()
+        deadline = time.monotonic() + args.max_seconds
+        threads = [
+            threading.Thread(
+                target=client_loop,
+                args=(
+                    api_port,
+                    plan,
+                    cursor,
+                    cursor_lock,
+                    deadline,
+                    results,
+                    args.fresh_connections,
+                ),
+            )
+            for _ in range(args.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
 
-            jobs_table, queues, dlqs = resource_names()
-            sqs = emulator_client("sqs", emulator_port)
-            jobs = count_jobs(emulator_client("dynamodb", emulator_port), jobs_table)
-            messages = sum(queue_depth(sqs, q) for q in queues)
-            dead = sum(queue_depth(sqs, q) for q in dlqs)
-        except BaseException:
-            log.seek(0)
-            print(log.read().decode("utf-8", "replace")[-3000:], file=sys.stderr)
-            raise
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        jobs_table, queues, dlqs = resource_names()
+        sqs = emulator_client("sqs", emulator_port)
+        jobs = count_jobs(emulator_client("dynamodb", emulator_port), jobs_table)
+        messages = sum(queue_depth(sqs, q) for q in queues)
+        dead = sum(queue_depth(sqs, q) for q in dlqs)
 
     answered = len(results.latencies)
     ordered = sorted(results.latencies)

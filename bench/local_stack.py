@@ -29,16 +29,13 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import table
-from bench.load import HOST, ROOT, emulator_client, free_port, resource_names, wait_ready
+from bench.load import HOST, emulator_client, free_port, make_run, resource_names
 
 MIB = 1024 * 1024
 
@@ -127,16 +124,15 @@ def item_floor(count: int) -> None:
     """RSS per item of moto's DynamoDB store, nothing else running."""
     import gc
 
-    from devstack.emulator import Emulator
-    from devstack.template import create_stack
+    from devstack.harness import local_stack
     from viralspot.adapters.dynamo_content import DynamoContentStore
     from viralspot.analytics import analyse
     from viralspot.providers.sample import SampleProvider
 
-    emulator = Emulator().start()
-    try:
-        stack = create_stack(emulator.client("dynamodb"), emulator.client("sqs"))
-        store = DynamoContentStore(stack.refs["ContentTable"], client=emulator.client("dynamodb"))
+    with local_stack() as harness:
+        store = DynamoContentStore(
+            harness.stack.refs["ContentTable"], client=harness.emulator.client("dynamodb")
+        )
         provider = SampleProvider()
         reels = analyse(provider.fetch_reels("floor_profile", 100), 10_000).reels
         store.put_reels("warm_up", reels, "sample")
@@ -147,8 +143,6 @@ def item_floor(count: int) -> None:
         gc.collect()
         after = own_rss()
         raw = sum(len(json.dumps(r.model_dump(mode="json"))) for r in reels) / len(reels)
-    finally:
-        emulator.stop()
     written = count // 100 * 100
     print(
         table(
@@ -194,91 +188,64 @@ def main() -> None:
     if args.no_discovery:
         overrides.append("DiscoveryMaxDepth=0")
     command = [
-        sys.executable,
-        "-m",
-        "devstack",
-        "--host",
-        HOST,
-        "--port",
-        str(api_port),
-        "--emulator-port",
-        str(emulator_port),
         "--sweep-interval",
         "10",
         "--parameter-overrides",
         *overrides,
     ]
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
     milestones = sorted({*(round(args.jobs * f) for f in (0.1, 0.25, 0.5, 0.75)), args.jobs})
     rows: list[list[Any]] = []
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_ready(api_port, process)
-            dynamodb = emulator_client("dynamodb", emulator_port)
-            jobs_table = resource_names()[0]
-            idle_rss = tree_rss(process.pid)
-            rows.append([0, f"{idle_rss / MIB:.0f}", "—", thread_count(process.pid), "0", "idle"])
-            start = time.monotonic()
-            deadline = start + args.max_minutes * 60
-            submitted = 0
-            peak = idle_rss
-            items: dict[str, int] = {}
-            split = ""
-            final_rss = idle_rss
-            next_milestone = 0
-            first_rss: int | None = None
-            while time.monotonic() < deadline:
-                live = live_jobs(api_port)
-                stored = int(dynamodb.describe_table(TableName=jobs_table)["Table"]["ItemCount"])
-                completed = stored - live
-                if first_rss is None and completed > 0:
-                    first_rss = tree_rss(process.pid)
-                rss = tree_rss(process.pid)
-                peak = max(peak, rss)
-                while next_milestone < len(milestones) and completed >= milestones[next_milestone]:
-                    per_job = (rss - idle_rss) / completed if completed else 0.0
-                    rows.append(
-                        [
-                            completed,
-                            f"{rss / MIB:.0f}",
-                            f"{per_job / 1024:.0f}",
-                            thread_count(process.pid),
-                            f"{time.monotonic() - start:.0f}",
-                            f"{stored} jobs stored, {live} live",
-                        ]
-                    )
-                    print(" | ".join(str(c) for c in rows[-1]), flush=True)
-                    next_milestone += 1
-                if next_milestone >= len(milestones):
-                    items = {
-                        name: int(dynamodb.describe_table(TableName=name)["Table"]["ItemCount"])
-                        for name in dynamodb.list_tables()["TableNames"]
-                    }
-                    final_rss = rss
-                    split = process_split(process.pid)
-                    break
-                if live < args.backlog and completed + live < args.jobs:
-                    names = [f"{args.prefix}_{submitted + i:06d}" for i in range(args.batch)]
-                    submit(api_port, names)
-                    submitted += args.batch
-                time.sleep(args.sample_seconds)
-            else:
-                print(f"stopped after {args.max_minutes:g} minutes", file=sys.stderr)
-        except BaseException:
-            log.seek(0)
-            print(log.read().decode("utf-8", "replace")[-3000:], file=sys.stderr)
-            raise
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    with make_run(api_port, emulator_port, *command, stop_seconds=30) as process:
+        dynamodb = emulator_client("dynamodb", emulator_port)
+        jobs_table = resource_names()[0]
+        idle_rss = tree_rss(process.pid)
+        rows.append([0, f"{idle_rss / MIB:.0f}", "—", thread_count(process.pid), "0", "idle"])
+        start = time.monotonic()
+        deadline = start + args.max_minutes * 60
+        submitted = 0
+        peak = idle_rss
+        items: dict[str, int] = {}
+        split = ""
+        final_rss = idle_rss
+        next_milestone = 0
+        first_rss: int | None = None
+        while time.monotonic() < deadline:
+            live = live_jobs(api_port)
+            stored = int(dynamodb.describe_table(TableName=jobs_table)["Table"]["ItemCount"])
+            completed = stored - live
+            if first_rss is None and completed > 0:
+                first_rss = tree_rss(process.pid)
+            rss = tree_rss(process.pid)
+            peak = max(peak, rss)
+            while next_milestone < len(milestones) and completed >= milestones[next_milestone]:
+                per_job = (rss - idle_rss) / completed if completed else 0.0
+                rows.append(
+                    [
+                        completed,
+                        f"{rss / MIB:.0f}",
+                        f"{per_job / 1024:.0f}",
+                        thread_count(process.pid),
+                        f"{time.monotonic() - start:.0f}",
+                        f"{stored} jobs stored, {live} live",
+                    ]
+                )
+                print(" | ".join(str(c) for c in rows[-1]), flush=True)
+                next_milestone += 1
+            if next_milestone >= len(milestones):
+                items = {
+                    name: int(dynamodb.describe_table(TableName=name)["Table"]["ItemCount"])
+                    for name in dynamodb.list_tables()["TableNames"]
+                }
+                final_rss = rss
+                split = process_split(process.pid)
+                break
+            if live < args.backlog and completed + live < args.jobs:
+                names = [f"{args.prefix}_{submitted + i:06d}" for i in range(args.batch)]
+                submit(api_port, names)
+                submitted += args.batch
+            time.sleep(args.sample_seconds)
+        else:
+            print(f"stopped after {args.max_minutes:g} minutes", file=sys.stderr)
 
     print(
         f"\nResident memory of `python -m devstack` (process tree), "

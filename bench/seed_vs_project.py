@@ -38,7 +38,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bench.common import Calls, local_stack, put_items, table
+from bench.common import Probe, local_stack, percentile, put_items, table
 from bench.seed_baseline import SeedIntake, now_iso
 from devstack.emulator import REGION, Emulator
 from devstack.invoke import LocalApi
@@ -134,9 +134,9 @@ class Sample:
     aws_ms: list[float] = field(default_factory=list)
     op_ms: list[dict[str, float]] = field(default_factory=list)
 
-    def add(self, ms: float, calls: Calls) -> None:
+    def add(self, ms: float, calls: Probe) -> None:
         self.ms.append(ms)
-        self.calls.append(calls.total)
+        self.calls.append(len(calls.calls))
         self.dynamodb.append(calls.of("dynamodb"))
         self.scanned.append(calls.scanned)
         self.aws_ms.append(TIMER.total)
@@ -153,11 +153,10 @@ class Sample:
         return statistics.median(self.ms)
 
     def p95(self) -> float:
-        ordered = sorted(self.ms)
-        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        return percentile(self.ms, 0.95)
 
 
-def measure(fn: Callable[[], Any], calls: Calls, sample: Sample) -> Any:
+def measure(fn: Callable[[], Any], calls: Probe, sample: Sample) -> Any:
     calls.reset()
     TIMER.reset()
     start = time.perf_counter()
@@ -177,18 +176,11 @@ def client(emulator: Emulator, service: str, pool: int = 10) -> Any:
     )
 
 
-def count_calls(boto_client: Any) -> Calls:
-    calls = Calls()
-    boto_client.meta.events.register("before-call.*.*", calls.before)
-    boto_client.meta.events.register("after-call.*.*", calls.after)
-    return calls
-
-
 class Project:
     """The project's intake, through the HTTP handler or straight at the service."""
 
     def __init__(self, stack: Stack) -> None:
-        self.api = LocalApi(stack.template)
+        self.api = LocalApi(stack)
         self.ctx = bootstrap.services()
 
     def http(self, username: str) -> dict[str, Any]:
@@ -214,7 +206,7 @@ class PathFigures:
 
 
 def run_paths(
-    requests: int, seed: SeedIntake, seed_calls: Calls, project: Project, calls: Calls
+    requests: int, seed: SeedIntake, seed_calls: Probe, project: Project, calls: Probe
 ) -> dict[str, PathFigures]:
     """Interleaved: every iteration runs the seed once and the project once, the
     project alternating HTTP and service, the order alternating too. The tables
@@ -350,9 +342,9 @@ def run_history(
     emulator: Emulator,
     stack: Stack,
     seed: SeedIntake,
-    seed_calls: Calls,
+    seed_calls: Probe,
     project: Project,
-    calls: Calls,
+    calls: Probe,
 ) -> list[HistoryRow]:
     """COMPLETED history loaded into both queues, then the position count alone and
     whole new requests (service level), interleaved, at each level."""
@@ -361,8 +353,7 @@ def run_history(
     # moto copies every table a transaction touches, which at 10,000 rows on a busy
     # machine outlasts the handler client's 3 s read timeout (sized for DynamoDB).
     patient = client(emulator, "dynamodb", pool=INDEX_SHARDS + 4)
-    patient.meta.events.register("before-call.*.*", calls.before)
-    patient.meta.events.register("after-call.*.*", calls.after)
+    calls.attach(patient, capacity=False)
     TIMER.register(patient)
     jobs = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"], client=patient)
     past = datetime.now(UTC) - timedelta(days=1)
@@ -582,7 +573,7 @@ def main() -> None:
     with local_stack() as (emulator, stack, calls):
         seed = SeedIntake(client(emulator, "dynamodb"))
         seed.create_tables()
-        seed_calls = count_calls(seed.client)
+        seed_calls = Probe().attach(seed.client, capacity=False)
         for boto_client in (seed.client, aws.dynamodb(), aws.sqs()):
             TIMER.register(boto_client)
         project = Project(stack)

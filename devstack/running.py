@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.emulator import EMULATOR_ENV, client_for
+from devstack.harness import add_layers_to_path, apply_environment
 from devstack.invoke import handler_for
-from devstack.server import DEFAULT_EMULATOR_PORT, add_layers_to_path, apply_environment
+from devstack.server import DEFAULT_EMULATOR_PORT
 from devstack.template import (
     Stack,
     StackNotFound,

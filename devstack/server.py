@@ -9,35 +9,35 @@ in-process; they find the emulator only through `AWS_ENDPOINT_URL`.
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
-import hmac
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from devstack.apigw import Route, match, proxy_event, routes
+from devstack.apigw import routes
 from devstack.containers import ContainerPool, InvocationFailed
-from devstack.emulator import EMULATOR_ENV, Emulator
+from devstack.gateway import (
+    MAX_PAYLOAD_BYTES,
+    Gateway,
+    HttpAnswer,
+    Invocable,
+    gateway_for,
+    stack_api_key,
+)
+from devstack.harness import local_stack
 from devstack.invoke import handler_for
 from devstack.template import (
-    TEMPLATE_PATH,
     Stack,
-    create_stack,
     load_template,
-    resources_of_type,
     sibling_client,
 )
 from devstack.workers import (
@@ -45,7 +45,6 @@ from devstack.workers import (
     Scheduler,
     SqsPoller,
     function_timeout,
-    log_invocation_error,
     schedule_sources,
     sqs_sources,
 )
@@ -59,207 +58,10 @@ access_log = logging.getLogger("devstack.http")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 3000
 DEFAULT_EMULATOR_PORT = 5055
-API_KEY_HEADER = "x-api-key"
 # Warm API containers at most (Lambda would scale further; a laptop need not), and
 # open client connections at most (more wait in the listen backlog).
 DEFAULT_API_CONCURRENCY = 4
 DEFAULT_MAX_CONNECTIONS = 128
-
-# What the template's Api Cors section says today; used when it says nothing.
-DEFAULT_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET,POST,OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
-}
-_CORS_KEYS = {
-    "AllowOrigin": "Access-Control-Allow-Origin",
-    "AllowMethods": "Access-Control-Allow-Methods",
-    "AllowHeaders": "Access-Control-Allow-Headers",
-    "MaxAge": "Access-Control-Max-Age",
-    "AllowCredentials": "Access-Control-Allow-Credentials",
-}
-
-
-def cors_headers(stack: Stack) -> dict[str, str]:
-    """CORS headers from the template's AWS::Serverless::Api `Cors` property."""
-    for api in resources_of_type(stack.template, "AWS::Serverless::Api").values():
-        cors = api.get("Properties", {}).get("Cors")
-        if cors is None:
-            continue
-        cors = stack.resolve(cors)
-        if isinstance(cors, str):
-            cors = {"AllowOrigin": cors}
-        headers = dict(DEFAULT_CORS)
-        for key, header in _CORS_KEYS.items():
-            if key in cors:
-                # SAM wants these quoted ("'*'"), as API Gateway mapping values are.
-                headers[header] = str(cors[key]).strip("'")
-        return headers
-    return dict(DEFAULT_CORS)
-
-
-# ------------------------------------------------------------------ gateway
-
-# API Gateway's payload quota for REST APIs: larger requests never reach a function.
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-# The methods a REST API resource can declare; anything else never matches a route.
-API_GATEWAY_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-# API Gateway's own answer body when the template customises none.
-DEFAULT_ERROR_TEMPLATE = '{"message": $context.error.messageString}'
-
-
-def gateway_responses(stack: Stack) -> dict[str, str]:
-    """The application/json templates of the Api's GatewayResponses, by type."""
-    for api in resources_of_type(stack.template, "AWS::Serverless::Api").values():
-        responses = stack.resolve(api.get("Properties", {}).get("GatewayResponses") or {})
-        return {
-            kind: str(spec["ResponseTemplates"]["application/json"])
-            for kind, spec in responses.items()
-            if "application/json" in (spec.get("ResponseTemplates") or {})
-        }
-    return {}
-
-
-def render_error(template: str, message: str) -> bytes:
-    """A gateway response template with API Gateway's $context.error variables."""
-    text = template.replace("$context.error.messageString", json.dumps(message))
-    return text.replace("$context.error.message", message).encode("utf-8")
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
-
-
-class Invocable(Protocol):
-    def invoke(self, event: dict[str, Any]) -> Any: ...
-
-
-class Gateway:
-    """API Gateway (REST, Lambda proxy) in front of the template's API functions:
-    routing on the raw path, API keys, CORS, its own error answers (in the
-    template's GatewayResponses), the proxy event and the proxy response."""
-
-    def __init__(
-        self,
-        api_routes: Sequence[Route],
-        functions: Mapping[str, Invocable],
-        *,
-        api_key: str | None = None,
-        cors: Mapping[str, str] | None = None,
-        error_templates: Mapping[str, str] | None = None,
-    ) -> None:
-        self._routes = list(api_routes)
-        self._functions = dict(functions)
-        self._api_key = api_key
-        self._cors = dict(cors or DEFAULT_CORS)
-        self._errors = dict(error_templates or {})
-        if api_key is None and any(r.api_key_required for r in self._routes):
-            raise ValueError("a route requires an API key but none was given")
-
-    def handle(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> HttpAnswer:
-        """One HTTP request (target = path and query, still percent-encoded)."""
-        answer = self._handle(method.upper(), target, headers, body)
-        if answer.header("Access-Control-Allow-Origin") is None:
-            origin = ("Access-Control-Allow-Origin", self._cors["Access-Control-Allow-Origin"])
-            answer = HttpAnswer(answer.status, [*answer.headers, origin], answer.body)
-        return answer
-
-    def error(self, status: int, message: str, error_type: str) -> HttpAnswer:
-        """API Gateway's own refusal: DEFAULT_4XX / DEFAULT_5XX of the template."""
-        kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
-        template = self._errors.get(kind, DEFAULT_ERROR_TEMPLATE)
-        return HttpAnswer(
-            status=status,
-            headers=[("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
-            body=render_error(template, message),
-        )
-
-    def _handle(
-        self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-    ) -> HttpAnswer:
-        path = target.split("?", 1)[0]
-        if method == "OPTIONS":
-            if any(route.pattern.match(path) for route in self._routes):
-                return HttpAnswer(200, list(self._cors.items()), b"")
-            return self._missing_token()
-        found = match(self._routes, method, path) if method in API_GATEWAY_METHODS else None
-        if found is None:
-            return self._missing_token()
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return self.error(413, "Request Too Long", "RequestTooLargeException")
-        route, params = found
-        if route.api_key_required and not self._key_ok(headers):
-            return self.error(403, "Forbidden", "ForbiddenException")
-        function = self._functions.get(route.function_id)
-        if function is None:
-            log.error("%s is not loaded; %s %s cannot be served", route.function_id, method, path)
-            return self._internal_error()
-        event = proxy_event(
-            method,
-            target,
-            resource=route.resource,
-            path_parameters=params,
-            headers=dict(headers),
-            body=body or None,
-        )
-        if route.api_key_required:
-            # API Gateway tells the function which key let the request through.
-            event["requestContext"]["identity"]["apiKey"] = self._api_key
-            event["requestContext"]["identity"]["apiKeyId"] = "local"
-        try:
-            result = function.invoke(event)
-        except Exception as exc:
-            log_invocation_error(route.function_id, f"{method} {path}", exc)
-            return self._internal_error()
-        return self._from_proxy_response(route.function_id, result)
-
-    def _key_ok(self, headers: Sequence[tuple[str, str]]) -> bool:
-        given = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
-        return (
-            given is not None
-            and self._api_key is not None
-            and hmac.compare_digest(
-                given.encode("utf-8", "surrogateescape"), self._api_key.encode("utf-8")
-            )
-        )
-
-    def _missing_token(self) -> HttpAnswer:
-        # What API Gateway answers for a path (or method) no resource declares.
-        return self.error(
-            403, "Missing Authentication Token", "MissingAuthenticationTokenException"
-        )
-
-    def _internal_error(self) -> HttpAnswer:
-        # What API Gateway answers when the Lambda integration fails.
-        return self.error(502, "Internal server error", "InternalServerErrorException")
-
-    def _from_proxy_response(self, function_id: str, result: Any) -> HttpAnswer:
-        if not isinstance(result, dict) or "statusCode" not in result:
-            log.error("%s returned a malformed Lambda proxy response", function_id)
-            return self._internal_error()
-        pairs: list[tuple[str, str]] = [
-            (str(k), str(v)) for k, v in (result.get("headers") or {}).items()
-        ]
-        for key, values in (result.get("multiValueHeaders") or {}).items():
-            for value in values or []:
-                if (str(key), str(value)) not in pairs:
-                    pairs.append((str(key), str(value)))
-        if not any(k.lower() == "content-type" for k, _ in pairs):
-            pairs.append(("Content-Type", "application/json"))
-        raw = result.get("body") or ""
-        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
-        return HttpAnswer(int(result["statusCode"]), pairs, body)
 
 
 class _PayloadTooLarge(Exception):
@@ -438,51 +240,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 # ------------------------------------------------------------------ the stack
 
 
-def stack_environment(
-    stack: Stack, emulator_url: str, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """One process hosts every function, so it gets the union of their environments."""
-    base = os.environ if base is None else base
-    env: dict[str, str] = {}
-    for function_id in resources_of_type(stack.template, "AWS::Serverless::Function"):
-        for key, value in stack.function_environment(function_id).items():
-            if key in env and env[key] != value:
-                log.warning("%s: %s=%s overrides %s", function_id, key, value, env[key])
-            env[key] = value
-    env.update(EMULATOR_ENV)
-    env["AWS_ENDPOINT_URL"] = emulator_url
-    env["POWERTOOLS_DEV"] = "false"
-    env["LOG_LEVEL"] = base.get("LOG_LEVEL") or "INFO"
-    return env
-
-
-def apply_environment(env: Mapping[str, str]) -> None:
-    # Anything that could send a handler's AWS call somewhere other than the
-    # emulator goes: a named profile, per-service endpoints, or the switch that
-    # makes botocore ignore AWS_ENDPOINT_URL.
-    for key in list(os.environ):
-        if key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") or (
-            key.startswith("AWS_ENDPOINT_URL_")
-        ):
-            del os.environ[key]
-    os.environ.update(env)
-
-
-def add_layers_to_path(template: dict[str, Any], template_dir: Path = TEMPLATE_PATH.parent) -> None:
-    """Lambda puts layers on sys.path; so does the local stack, from the template."""
-    for layer in resources_of_type(template, "AWS::Serverless::LayerVersion").values():
-        content = layer.get("Properties", {}).get("ContentUri")
-        if isinstance(content, str):
-            path = str((template_dir / content).resolve())
-            if path not in sys.path:
-                sys.path.insert(0, path)
-
-
-class LocalStack:
+class DevStack:
     """The API server, the SQS pollers and the schedulers over an existing stack.
 
-    The emulator and the environment are the caller's: `main` starts a fresh
-    emulator, tests reuse theirs.
+    The emulator, the resources and the environment are the caller's
+    (devstack.harness.local_stack): `main` starts a fresh emulator, tests reuse theirs.
     """
 
     def __init__(
@@ -530,10 +292,7 @@ class LocalStack:
         (source=admin, HIGH bulk): the template's, or `given` written into the
         secret the template's key is read from, so both agree."""
         if given is None:
-            keys = self.stack.api_keys()
-            if keys:
-                return keys[0]
-            return secrets.token_urlsafe(24) if self.api_key_required else None
+            return stack_api_key(self.stack)
         for secret in filter(None, self.stack.api_key_values().values()):
             sibling_client(sqs, "secretsmanager").put_secret_value(
                 SecretId=self.stack.refs[secret], SecretString=given
@@ -584,19 +343,13 @@ class LocalStack:
         self._pools.append(pool)
         return pool
 
-    def start(self) -> LocalStack:
+    def start(self) -> DevStack:
         api_functions = {}
         for function_id in dict.fromkeys(r.function_id for r in self.routes):
             loaded = self._api_function(function_id)
             if loaded is not None:
                 api_functions[function_id] = loaded
-        gateway = Gateway(
-            self.routes,
-            api_functions,
-            api_key=self.api_key,
-            cors=cors_headers(self.stack),
-            error_templates=gateway_responses(self.stack),
-        )
+        gateway = gateway_for(self.stack, api_functions, api_key=self.api_key)
         self._http = _ApiServer(self._address, gateway, max_connections=self._max_connections)
         self._spawn("api", self._serve_http)
         if self._workers:
@@ -681,7 +434,7 @@ class LocalStack:
             thread.join(timeout=self._poll_wait_seconds + 2)
         self._threads.clear()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> DevStack:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -769,7 +522,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _banner(local: LocalStack, emulator_url: str) -> str:
+def _banner(local: DevStack, emulator_url: str) -> str:
     api = local.api_url
     lines = [
         "",
@@ -803,7 +556,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("devstack").setLevel(level)
 
     template = load_template()
-    add_layers_to_path(template)
     for port, flag, env in (
         (args.emulator_port, "--emulator-port", "VIRALSPOT_EMULATOR_PORT"),
         (args.port, "--port", "VIRALSPOT_PORT"),
@@ -818,40 +570,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    emulator = Emulator(host=args.host, port=args.emulator_port).start()
-    local: LocalStack | None = None
     try:
-        stack = create_stack(
-            emulator.client("dynamodb"),
-            emulator.client("sqs"),
-            template=template,
-            parameters=args.parameters,
-        )
-        apply_environment(stack_environment(stack, emulator.url))
-        api_key = os.environ.get("VIRALSPOT_API_KEY") or None
-        try:
-            local = LocalStack(
-                stack,
-                emulator.client("sqs"),
-                host=args.host,
-                port=args.port,
-                api_key=api_key,
-                sweep_interval=args.sweep_interval,
-                workers=not args.no_workers,
-                schedules=not args.no_schedules,
-                api_concurrency=args.api_concurrency,
-            ).start()
-        except OSError as exc:
-            print(f"Cannot serve the API on port {args.port}: {exc} (--port)", file=sys.stderr)
-            return 1
-        print(_banner(local, emulator.url), flush=True)
-        while not stop.wait(1.0):
-            pass
-        log.info("stopping")
+        with local_stack(
+            template=template, parameters=args.parameters, host=args.host, port=args.emulator_port
+        ) as harness:
+            api_key = os.environ.get("VIRALSPOT_API_KEY") or None
+            try:
+                local = DevStack(
+                    harness.stack,
+                    harness.emulator.client("sqs"),
+                    host=args.host,
+                    port=args.port,
+                    api_key=api_key,
+                    sweep_interval=args.sweep_interval,
+                    workers=not args.no_workers,
+                    schedules=not args.no_schedules,
+                    api_concurrency=args.api_concurrency,
+                ).start()
+            except OSError as exc:
+                print(f"Cannot serve the API on port {args.port}: {exc} (--port)", file=sys.stderr)
+                return 1
+            try:
+                print(_banner(local, harness.emulator.url), flush=True)
+                while not stop.wait(1.0):
+                    pass
+                log.info("stopping")
+            finally:
+                local.stop()
     finally:
-        if local is not None:
-            local.stop()
-        emulator.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

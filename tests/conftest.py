@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from devstack import dynamodb_local as ddbl
-from devstack.emulator import EMULATOR_ENV, Emulator
+from devstack.emulator import Emulator
+from devstack.harness import Harness, local_stack
 from devstack.invoke import LocalApi
-from devstack.template import Stack, create_stack, load_template
-from viralspot import bootstrap
+from devstack.template import Stack, load_template
+from tests.support import CallCounter
 from viralspot.adapters import aws
 
 
@@ -75,61 +76,40 @@ def emulator_with_dynamodb_local(
 
 
 @pytest.fixture
-def aws_env(
+def harness(
     monkeypatch: pytest.MonkeyPatch,
     emulator: Emulator,
+    template: dict[str, Any],
     engine: str,
     request: pytest.FixtureRequest,
-) -> Emulator:
-    """A clean emulator and an environment pointing every client at it; DynamoDB on
-    DynamoDB Local (emptied of tables) when `engine` says so."""
+) -> Iterator[Harness]:
+    """The template's resources on a clean emulator and every function's environment
+    (devstack.harness, as `make run` and the benchmarks); DynamoDB on DynamoDB Local
+    (emptied of tables) when `engine` says so."""
     if engine == "dynamodb_local":
         local: ddbl.DynamoDBLocal = request.getfixturevalue("dynamodb_local")
         local.reset()
         emulator = request.getfixturevalue("emulator_with_dynamodb_local")
-    emulator.reset()
-    for key, val in EMULATOR_ENV.items():
-        monkeypatch.setenv(key, val)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
-    for key, val in emulator.endpoint_environment().items():
-        monkeypatch.setenv(key, val)
-    aws.reset_clients()
-    bootstrap.reset()
-    return emulator
+    with local_stack(emulator, template=template, env=monkeypatch) as up:
+        yield up
 
 
 @pytest.fixture
-def stack(
-    aws_env: Emulator, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stack]:
+def aws_env(harness: Harness) -> Emulator:
+    """The emulator, every client of this process pointed at it."""
+    return harness.emulator
+
+
+@pytest.fixture
+def stack(harness: Harness) -> Stack:
     """The template's resources on the emulator, and the functions' environment set."""
-    created = create_stack(aws_env.client("dynamodb"), aws_env.client("sqs"), template=template)
-    for function_id, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            for key, val in created.function_environment(function_id).items():
-                monkeypatch.setenv(key, val)
-    yield created
-    aws.reset_clients()
-    bootstrap.reset()
+    return harness.stack
 
 
 @pytest.fixture
-def api(stack: Stack, template: dict[str, Any]) -> LocalApi:
-    return LocalApi(template)
-
-
-class CallCounter:
-    """Counts AWS API calls made through the handlers' own clients (botocore events)."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, event_name: str, **_: Any) -> None:
-        # event_name: "before-call.<service>.<Operation>"
-        self.calls.append(event_name.split(".", 1)[1])
-
-    def reset(self) -> None:
-        self.calls.clear()
+def api(stack: Stack) -> LocalApi:
+    """The stack's API through the gateway `make run` serves; `admin=True` sends its key."""
+    return LocalApi(stack)
 
 
 @pytest.fixture

@@ -11,31 +11,76 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from devstack.apigw import match, proxy_event, routes
 from devstack.emulator import Emulator
-from devstack.invoke import handler_for
+from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack
 from tests.events import sqs_event
 
+# Where an in-memory test's clock starts: a fixed moment, so its figures repeat.
+FIXED_START = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+
 
 class StepClock:
-    """An injectable clock the test moves by hand (no sleeps). Whole seconds, since
-    storage keeps milliseconds and a test compares what it stored."""
+    """An injectable clock the test moves by hand (no sleeps), safe to read from
+    threads. It starts now by default, in whole seconds, since storage keeps
+    milliseconds and a test compares what it stored."""
 
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
+    def __init__(self, start: datetime | None = None) -> None:
+        start = start if start is not None else datetime.now(UTC).replace(microsecond=0)
+        if start.tzinfo is None:
+            raise ValueError("the domain works in aware UTC datetimes")
+        self._now = start
+        self._lock = threading.Lock()
+
+    @property
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        with self._lock:
+            self._now = moment
 
     def __call__(self) -> datetime:
         return self.now
 
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        with self._lock:
+            self._now += delta if delta is not None else timedelta(**kwargs)
+            return self._now
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
 
 
-def drain(emulator: Emulator, queue_url: str) -> list[dict[str, Any]]:
-    """Every message waiting on the queue, received and deleted."""
-    sqs = emulator.client("sqs")
+class CallCounter:
+    """The AWS calls made through a client, in order, as "service.Operation": its
+    botocore before-call hook (`client.meta.events.register("before-call.*.*", counter)`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, **_: Any) -> None:
+        # event_name: "before-call.<service>.<Operation>"; a fan-out calls from threads.
+        with self._lock:
+            self.calls.append(event_name.split(".", 1)[1])
+
+    def of(self, service: str) -> int:
+        return sum(1 for call in self.calls if call.startswith(f"{service}."))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+def drain(sqs: Emulator | Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message waiting on the queue, received and deleted; `sqs` is an SQS
+    client, or the emulator to make one of."""
+    if isinstance(sqs, Emulator):
+        sqs = sqs.client("sqs")
     got: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -113,22 +158,9 @@ def raw_request(
     body: bytes | str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One request to the API handler exactly as a client sent it: routed like API
-    Gateway (devstack.apigw), the body and headers untouched (LocalApi always
-    sends JSON). Unrouted requests answer 403, as API Gateway does."""
-    found = match(routes(template), method, url.split("?", 1)[0])
-    if found is None:
-        return 403, {}, None
-    route, params = found
-    event = proxy_event(
-        method, url, resource=route.resource, path_parameters=params, headers=headers, body=body
-    )
-    result = handler_for(route.function_id, template)(event, LocalContext())
-    answer_headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-    for key, values in (result.get("multiValueHeaders") or {}).items():
-        answer_headers[key] = ", ".join(values)
-    text = result.get("body") or ""
-    return int(result["statusCode"]), answer_headers, json.loads(text) if text else None
+    """One request to the API exactly as a client sent it, through the gateway
+    (devstack.gateway), the body and headers untouched (LocalApi.request sends JSON)."""
+    return LocalApi(template).send(method, url, body=body, headers=headers)
 
 
 def process(template: dict[str, Any], emulator: Emulator, queue_url: str, queue_arn: str) -> int:

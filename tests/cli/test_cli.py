@@ -1,4 +1,4 @@
-"""The `viralspot` CLI against the real local stack (devstack's LocalStack on an
+"""The `viralspot` CLI against the real local stack (devstack.server.DevStack on an
 OS-chosen port over the session's emulator), driven through typer's CliRunner.
 
 Most tests run without workers, so jobs stay where the API put them; the watch
@@ -22,12 +22,11 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as 
 from click.testing import Result
 from typer.testing import CliRunner
 
-from devstack.emulator import EMULATOR_ENV, Emulator
-from devstack.server import LocalStack
-from devstack.template import create_stack, resources_of_type
+from devstack.emulator import Emulator
+from devstack.harness import local_stack
+from devstack.server import DevStack
 from devstack.workers import SqsPoller, sqs_sources
-from viralspot import bootstrap
-from viralspot.adapters import aws
+from tests.support import drain
 from viralspot.operations import MAX_BULK as SERVER_MAX_BULK
 from viralspot_cli import client as client_module
 from viralspot_cli import main as cli
@@ -39,29 +38,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def local(emulator: Emulator, template: dict[str, Any]) -> Iterator[LocalStack]:
+def local(emulator: Emulator, template: dict[str, Any]) -> Iterator[DevStack]:
     """One stack for the module (tests use their own usernames): building the
     tables per test would cost more than the tests themselves."""
-    emulator.reset()
-    aws.reset_clients()
-    bootstrap.reset()
-    created = create_stack(emulator.client("dynamodb"), emulator.client("sqs"), template=template)
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in {**EMULATOR_ENV, "AWS_ENDPOINT_URL": emulator.url}.items():
-            env.setenv(key, value)
-        for function_id in resources_of_type(template, "AWS::Serverless::Function"):
-            for key, value in created.function_environment(function_id).items():
-                env.setenv(key, value)
+    with (
+        pytest.MonkeyPatch.context() as env,
+        local_stack(emulator, template=template, env=env) as up,
+    ):
         # The handlers run in this process and print their metrics (EMF) to stdout, as
         # in Lambda; the runner captures stdout process-wide, so send them elsewhere.
         env.setattr(emf, "print", _to_process_stdout, raising=False)
-        running = LocalStack(
-            created, emulator.client("sqs"), port=0, workers=False, schedules=False
-        )
+        running = DevStack(up.stack, emulator.client("sqs"), port=0, workers=False, schedules=False)
         with running:
             yield running
-    aws.reset_clients()
-    bootstrap.reset()
 
 
 def _to_process_stdout(*args: Any, **kwargs: Any) -> None:
@@ -69,22 +58,14 @@ def _to_process_stdout(*args: Any, **kwargs: Any) -> None:
 
 
 @pytest.fixture
-def worker(local: LocalStack, emulator: Emulator) -> Iterator[None]:
+def worker(local: DevStack, emulator: Emulator) -> Iterator[None]:
     """The high queue's event source mapping: what turns a request into a result."""
     stack = local.stack
     source = next(s for s in sqs_sources(stack) if s.queue_url == stack.refs["HighQueue"])
     sqs = emulator.client("sqs")
     # Other tests' requests wait there; only this test's job should be worked on.
     # (Drained rather than purged: a queue can be purged once a minute.)
-    while messages := sqs.receive_message(
-        QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-    ).get("Messages", []):
-        sqs.delete_message_batch(
-            QueueUrl=source.queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+    drain(sqs, source.queue_url)
     function = local.function(source.function_id)
     assert function is not None
     poller = SqsPoller(
@@ -105,7 +86,7 @@ def worker(local: LocalStack, emulator: Emulator) -> Iterator[None]:
     thread.join(timeout=5)
 
 
-def run(local: LocalStack | str, *args: str, key: str | None = None, **env: str) -> Result:
+def run(local: DevStack | str, *args: str, key: str | None = None, **env: str) -> Result:
     api = local if isinstance(local, str) else local.api_url
     options = ["--api", api] + (["--api-key", key] if key else [])
     # Unset so a developer's own settings cannot leak in; wide so tables do not fold.
@@ -120,7 +101,7 @@ def run(local: LocalStack | str, *args: str, key: str | None = None, **env: str)
     return CliRunner().invoke(cli.app, [*options, *args], env=environment)
 
 
-def api_data(local: LocalStack, path: str) -> Any:
+def api_data(local: DevStack, path: str) -> Any:
     answer = httpx.get(local.api_url + path, timeout=10)
     return answer.json()["data"]
 
@@ -128,14 +109,14 @@ def api_data(local: LocalStack, path: str) -> Any:
 # ------------------------------------------------------------------ request
 
 
-def pending_high(local: LocalStack) -> int:
+def pending_high(local: DevStack) -> int:
     result = run(local, "--json", "queue")
     assert result.exit_code == 0, result.output
     count: int = json.loads(result.stdout)["jobs"]["PENDING"]["HIGH"]
     return count
 
 
-def test_request_queues_then_reports_already_in_queue(local: LocalStack) -> None:
+def test_request_queues_then_reports_already_in_queue(local: DevStack) -> None:
     before = pending_high(local)
     first = run(local, "--json", "request", "req_first")
     assert first.exit_code == 0, first.output
@@ -162,13 +143,13 @@ def test_request_queues_then_reports_already_in_queue(local: LocalStack) -> None
     assert re.search(rf"pending\s+│\s+{before + 1}\s+│", shown.stdout), shown.stdout
 
 
-def test_source_sets_priority(local: LocalStack) -> None:
+def test_source_sets_priority(local: DevStack) -> None:
     result = run(local, "--json", "request", "req_crawled", "--source", "crawler")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["priority"] == "LOW"
 
 
-def test_bad_input_exits_2_with_the_api_detail(local: LocalStack) -> None:
+def test_bad_input_exits_2_with_the_api_detail(local: DevStack) -> None:
     result = run(local, "request", "no spaces")
     assert result.exit_code == 2
     assert "Username contains invalid characters" in result.stderr
@@ -179,7 +160,7 @@ def test_bad_input_exits_2_with_the_api_detail(local: LocalStack) -> None:
     assert "source" in bad_source.stderr
 
 
-def test_unknown_profile_exits_4(local: LocalStack) -> None:
+def test_unknown_profile_exits_4(local: DevStack) -> None:
     # A trailing slash on the base URL is fine.
     status = run(local.api_url + "/", "status", "never_requested")
     assert status.exit_code == 4
@@ -191,13 +172,13 @@ def test_unknown_profile_exits_4(local: LocalStack) -> None:
     assert "has not been processed yet" in profile.stderr
 
 
-def test_an_empty_name_is_a_usage_error(local: LocalStack) -> None:
+def test_an_empty_name_is_a_usage_error(local: DevStack) -> None:
     result = run(local, "request", " ")
     assert result.exit_code == 2
     assert "A username is required" in result.stderr
 
 
-def test_a_failing_api_exits_1(local: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_api_exits_1(local: DevStack, monkeypatch: pytest.MonkeyPatch) -> None:
     def unavailable(self: ViralSpotClient, username: str) -> Any:
         raise ApiError(503, "Storage is unavailable.", method="GET", path="/s", retry_after="5")
 
@@ -220,7 +201,7 @@ def test_unreachable_api_exits_5_with_a_clear_message() -> None:
     assert "VIRALSPOT_API" in result.stderr
 
 
-def test_a_url_that_is_not_a_route_is_explained(local: LocalStack) -> None:
+def test_a_url_that_is_not_a_route_is_explained(local: DevStack) -> None:
     # A local URL given a stage path: API Gateway's 403 "Missing Authentication Token".
     result = run(local.api_url + "/v1", "status", "natgeo")
     assert result.exit_code == 6
@@ -236,7 +217,7 @@ def test_not_an_http_url_is_a_usage_error() -> None:
 # ------------------------------------------------------------------ admin
 
 
-def test_admin_commands_need_the_api_key(local: LocalStack) -> None:
+def test_admin_commands_need_the_api_key(local: DevStack) -> None:
     assert local.api_key_required
     missing = run(local, "process-pending")
     assert missing.exit_code == 6
@@ -277,7 +258,7 @@ def test_admin_commands_need_the_api_key(local: LocalStack) -> None:
 # ------------------------------------------------------------------ bulk
 
 
-def test_bulk_from_a_file_summarises_each_outcome(local: LocalStack, tmp_path: Path) -> None:
+def test_bulk_from_a_file_summarises_each_outcome(local: DevStack, tmp_path: Path) -> None:
     assert run(local, "request", "bulk_seen").exit_code == 0
     names = tmp_path / "names.txt"
     names.write_text(
@@ -311,7 +292,7 @@ def test_bulk_from_a_file_summarises_each_outcome(local: LocalStack, tmp_path: P
 
 
 def test_bulk_chunks_to_the_api_limit_and_reads_stdin(
-    local: LocalStack, monkeypatch: pytest.MonkeyPatch
+    local: DevStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The CLI cannot import the server's limit, so the two are compared here.
     assert client_module.MAX_BULK == SERVER_MAX_BULK == cli.MAX_BULK
@@ -337,7 +318,7 @@ def test_bulk_chunks_to_the_api_limit_and_reads_stdin(
 
 
 def test_bulk_counts_a_name_by_its_error_code_not_its_message(
-    local: LocalStack, monkeypatch: pytest.MonkeyPatch
+    local: DevStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A name storage could not take is a service failure (exit 1) and a bad name
     is bad input, however the server words them: the CLI reads each item's `code`."""
@@ -366,7 +347,7 @@ def test_bulk_counts_a_name_by_its_error_code_not_its_message(
     assert (summary["failed"], summary["invalid"], summary["queued_new"]) == (1, 1, 1)
 
 
-def test_bulk_of_an_empty_file_is_a_usage_error(local: LocalStack, tmp_path: Path) -> None:
+def test_bulk_of_an_empty_file_is_a_usage_error(local: DevStack, tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n", encoding="utf-8")
     result = run(local, "bulk", str(empty))
@@ -378,7 +359,7 @@ def test_bulk_of_an_empty_file_is_a_usage_error(local: LocalStack, tmp_path: Pat
 
 
 @pytest.mark.usefixtures("worker")
-def test_watch_follows_the_job_to_its_results(local: LocalStack) -> None:
+def test_watch_follows_the_job_to_its_results(local: DevStack) -> None:
     result = run(local, "request", "natgeo", "--watch", "--interval", "0.2", "--timeout", "20")
     assert result.exit_code == 0, result.output
 
@@ -412,7 +393,7 @@ def test_watch_follows_the_job_to_its_results(local: LocalStack) -> None:
 
 
 @pytest.mark.usefixtures("worker")
-def test_watch_of_a_missing_account_fails_with_advice(local: LocalStack) -> None:
+def test_watch_of_a_missing_account_fails_with_advice(local: DevStack) -> None:
     # A terminal: the live display is drawn and cleared.
     result = run(
         local, "request", "sample_notfound", "--watch", "--interval", "0.2", FORCE_COLOR="1"
@@ -422,7 +403,7 @@ def test_watch_of_a_missing_account_fails_with_advice(local: LocalStack) -> None
     assert "Check the username" in result.stderr
 
 
-def test_watch_timeout_exits_3_and_the_job_goes_on(local: LocalStack) -> None:
+def test_watch_timeout_exits_3_and_the_job_goes_on(local: DevStack) -> None:
     # No worker: the job stays pending.
     result = run(local, "request", "slow_one", "--watch", "--interval", "0.1", "--timeout", "0.5")
     assert result.exit_code == 3, result.output
@@ -431,7 +412,7 @@ def test_watch_timeout_exits_3_and_the_job_goes_on(local: LocalStack) -> None:
 
 
 def test_watch_rides_out_a_failing_status_check(
-    local: LocalStack, monkeypatch: pytest.MonkeyPatch
+    local: DevStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = ViralSpotClient.status
     checks: list[str] = []
@@ -450,7 +431,7 @@ def test_watch_rides_out_a_failing_status_check(
     assert "HTTP 503" in result.stdout
 
 
-def test_ctrl_c_stops_watching_cleanly(local: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_stops_watching_cleanly(local: DevStack, monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(self: ViralSpotClient, username: str) -> Any:
         raise KeyboardInterrupt
 
@@ -471,7 +452,7 @@ def fits(output: str, width: int) -> bool:
 
 
 @pytest.mark.usefixtures("worker")
-def test_ideas_shows_the_feed_in_80_columns(local: LocalStack) -> None:
+def test_ideas_shows_the_feed_in_80_columns(local: DevStack) -> None:
     for name in ("ideas_one", "ideas_two", "ideas_three"):
         done = run(local, "request", name, "--watch", "--interval", "0.2", "--timeout", "20")
         assert done.exit_code == 0, done.output
@@ -538,7 +519,7 @@ def test_ideas_shows_the_feed_in_80_columns(local: LocalStack) -> None:
     assert "No reel taken since" in nothing.stdout
 
 
-def test_ideas_refuses_bad_filters(local: LocalStack) -> None:
+def test_ideas_refuses_bad_filters(local: DevStack) -> None:
     for args in (["--since", "yesterday"], ["--min-score", "-1"], ["--limit", "101"]):
         result = run(local, "ideas", *args)
         assert result.exit_code == 2, (args, result.output)
@@ -548,7 +529,7 @@ def test_ideas_refuses_bad_filters(local: LocalStack) -> None:
 
 
 @pytest.mark.usefixtures("worker")
-def test_reels_tables_fit_80_columns_with_links(local: LocalStack) -> None:
+def test_reels_tables_fit_80_columns_with_links(local: DevStack) -> None:
     done = run(local, "request", "narrow_term", "--watch", "--interval", "0.2", "--timeout", "20")
     assert done.exit_code == 0, done.output
     posts = api_data(local, "/api/profile/narrow_term/posts?limit=5")["posts"]

@@ -24,38 +24,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from viralspot.errors import DispatchFailed
 from viralspot.jobs import Job, JobStatus, QueueName
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.queue_stats import PositionFacts, QueueCounts, QueueFacts, Sample, transition
-
-DEFAULT_START = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
-
-
-class SteppableClock:
-    """A clock that stands still until told to move."""
-
-    def __init__(self, start: datetime = DEFAULT_START) -> None:
-        if start.tzinfo is None:
-            raise ValueError("the domain works in aware UTC datetimes")
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
-        with self._lock:
-            self._now += delta if delta is not None else timedelta(**kwargs)
-            return self._now
-
-    def set(self, moment: datetime) -> None:
-        with self._lock:
-            self._now = moment
 
 
 class MemoryProfiles:

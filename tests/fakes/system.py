@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass, field
 from datetime import timedelta
 
-from tests.fakes.memory import RecordingDispatcher, SteppableClock
+from tests.fakes.memory import RecordingDispatcher
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryWorkerJobStore
 from tests.fakes.provider import FakeProvider
+from tests.support import FIXED_START, StepClock
 from viralspot import intake, progress, sweeper
 from viralspot.intake import Decision, IntakePolicy
 from viralspot.jobs import Job, JobMessage, Source
@@ -26,7 +27,7 @@ LEASE = timedelta(seconds=240)
 
 @dataclass
 class System:
-    clock: SteppableClock = field(default_factory=SteppableClock)
+    clock: StepClock = field(default_factory=lambda: StepClock(FIXED_START))
     profiles: MemoryProfileStore = field(default_factory=MemoryProfileStore)
     content: MemoryContent = field(default_factory=MemoryContent)
     queue: RecordingDispatcher = field(default_factory=RecordingDispatcher)

@@ -30,10 +30,9 @@ from hypothesis import strategies as st
 
 from devstack.apigw import routes
 from devstack.emulator import Emulator
-from devstack.invoke import LocalApi, handler_for
-from devstack.server import Gateway, cors_headers, gateway_responses
+from devstack.gateway import Gateway
+from devstack.invoke import LocalApi
 from devstack.template import Stack
-from devstack.workers import LocalFunction
 from tests.fuzz.test_schemathesis import canonical
 from tests.support import process
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
@@ -54,18 +53,8 @@ def target(api: LocalApi, stack: Stack, aws_env: Emulator) -> tuple[Gateway, str
     _, _, page = api.request("GET", "/api/profile/natgeo/posts?limit=5")
     cursor = page["data"]["next_cursor"]
     (key,) = stack.api_keys()
-    functions = {
-        function_id: LocalFunction(function_id, handler_for(function_id, stack.template))
-        for function_id in {r.function_id for r in routes(stack.template)}
-    }
-    gateway = Gateway(
-        routes(stack.template),
-        functions,
-        api_key=key,
-        cors=cors_headers(stack),
-        error_templates=gateway_responses(stack),
-    )
-    return gateway, key, cursor
+    assert api.api_key == key
+    return api.gateway, key, cursor
 
 
 # ---------------------------------------------------------------- strategies

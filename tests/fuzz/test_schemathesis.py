@@ -1,6 +1,6 @@
 """Fuzz the HTTP API with schemathesis, from the OpenAPI document the API serves.
 
-The target is the real local stack (`devstack.server.LocalStack`): the API Gateway
+The target is the real local stack (`devstack.server.DevStack`): the API Gateway
 shaped HTTP server in front of the API function's containers (processes, as
 `make run` runs them), on 127.0.0.1 with an ephemeral port, over the test emulator. Workers and schedules are off, so whatever the fuzzer
 stores stays where it was put. Two profiles are processed first (the real worker
@@ -48,9 +48,10 @@ from devstack.apigw import routes
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
-from devstack.server import LocalStack
+from devstack.server import DevStack
 from devstack.template import Stack
 from tests.events import sqs_event
+from tests.support import drain
 from viralspot.adapters.dynamo_jobs import STATS_PREFIX
 
 pytestmark = [pytest.mark.server, pytest.mark.fuzz]
@@ -93,27 +94,22 @@ CLI_EXAMPLES = 25
 
 
 def _process_high_queue(stack: Stack, emulator: Emulator) -> int:
-    """Run the real worker on what the high queue holds (the seeded requests)."""
-    sqs = emulator.client("sqs")
+    """Run the real worker on what the high queue holds (the seeded requests), one
+    message an invocation."""
     url, arn = stack.refs["HighQueue"], stack.arns["HighQueue"]
     handler = handler_for("ProcessProfileFunction", stack.template)
-    processed = 0
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return processed
-        for message in batch:
-            result = handler(
-                sqs_event([message], arn), LocalContext(function_name="ProcessProfileFunction")
-            )
-            assert result == {"batchItemFailures": []}
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            processed += 1
+    messages = drain(emulator, url)
+    for message in messages:
+        result = handler(
+            sqs_event([message], arn), LocalContext(function_name="ProcessProfileFunction")
+        )
+        assert result == {"batchItemFailures": []}
+    return len(messages)
 
 
 @pytest.fixture
-def target(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
-    running = LocalStack(
+def target(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
+    running = DevStack(
         stack, emulator.client("sqs"), port=0, api_key=API_KEY, workers=False, schedules=False
     )
     with running:
@@ -205,7 +201,7 @@ def _plans(operation: Any) -> list[tuple[str, st.SearchStrategy[schemathesis.Cas
 
 
 def test_api_survives_fuzzing_and_stores_nothing_invalid(
-    target: LocalStack, stack: Stack, emulator: Emulator
+    target: DevStack, stack: Stack, emulator: Emulator
 ) -> None:
     started = time.monotonic()
     schema = schemathesis.openapi.from_url(
@@ -266,7 +262,7 @@ def test_api_survives_fuzzing_and_stores_nothing_invalid(
 
 
 def test_every_check_over_every_phase_of_schemathesis_itself(
-    target: LocalStack, stack: Stack, emulator: Emulator
+    target: DevStack, stack: Stack, emulator: Emulator
 ) -> None:
     """schemathesis' own runner against the running stack: the document's examples,
     its coverage phase (boundary values, every undeclared method, undeclared and

@@ -15,8 +15,7 @@ from devstack.emulator import Emulator
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
 from devstack.template import Stack, resources_of_type
-from tests.conftest import CallCounter
-from tests.support import drain, process, raw_request
+from tests.support import CallCounter, drain, process, raw_request
 from viralspot import bootstrap, cursors
 from viralspot.adapters.dynamo_content import INDEX_KEYS
 from viralspot.edge import MAX_BODY_BYTES

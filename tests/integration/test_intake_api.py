@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from devstack.apigw import proxy_event
-from devstack.emulator import EMULATOR_ENV, Emulator
+from devstack.emulator import Emulator
+from devstack.harness import local_stack
 from devstack.invoke import LocalApi, handler_for
 from devstack.lambda_context import LocalContext
-from devstack.template import Stack, create_stack
-from tests.conftest import CallCounter
-from tests.support import dynamodb_error
+from devstack.template import Stack
+from tests.support import CallCounter, drain, dynamodb_error
 from viralspot import bootstrap, intake
 from viralspot.adapters import aws
 from viralspot.adapters.codec import deserialize, serialize
@@ -113,15 +113,8 @@ class Tables:
         return sum(1 for item in items if not item["username"]["S"].startswith("#"))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
-        """Every message on `queue` (received once; they stay invisible afterwards)."""
-        bodies: list[dict[str, Any]] = []
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=self.stack.refs[queue], MaxNumberOfMessages=10
-            ).get("Messages", [])
-            if not got:
-                return bodies
-            bodies.extend(json.loads(m["Body"]) for m in got)
+        """Every message on `queue`, taken off it."""
+        return [json.loads(m["Body"]) for m in drain(self.sqs, self.stack.refs[queue])]
 
 
 @pytest.fixture
@@ -484,34 +477,23 @@ _COUNTER_ID = "test-intake-api-validation-counter"
 
 
 @pytest.fixture(scope="module")
-def _shared_stack(emulator: Emulator, template: dict[str, Any]) -> Iterator[CallCounter]:
-    counter = CallCounter()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, val in EMULATOR_ENV.items():
-            patch.setenv(key, val)
-        patch.setenv("AWS_ENDPOINT_URL", emulator.url)
-        emulator.reset()
-        created = create_stack(
-            _emulator_client(emulator, "dynamodb"),
-            _emulator_client(emulator, "sqs"),
-            template=template,
-        )
-        for key, val in created.function_environment("RequestProfileFunction").items():
-            patch.setenv(key, val)
-        aws.reset_clients()
-        bootstrap.reset()
-        yield counter
-    aws.reset_clients()
-    bootstrap.reset()
+def _shared_stack(
+    emulator: Emulator, template: dict[str, Any]
+) -> Iterator[tuple[Stack, CallCounter]]:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        local_stack(emulator, template=template, env=patch) as up,
+    ):
+        yield up.stack, CallCounter()
 
 
 @pytest.fixture
-def gateway(_shared_stack: CallCounter, template: dict[str, Any]) -> tuple[LocalApi, CallCounter]:
-    counter = _shared_stack
+def gateway(_shared_stack: tuple[Stack, CallCounter]) -> tuple[LocalApi, CallCounter]:
+    stack, counter = _shared_stack
     for client in (aws.dynamodb(), aws.sqs()):
         client.meta.events.register("before-call.*.*", counter, unique_id=_COUNTER_ID)
     counter.reset()
-    return LocalApi(template), counter
+    return LocalApi(stack), counter
 
 
 @pytest.mark.parametrize(
@@ -583,13 +565,13 @@ def test_empty_username_never_reaches_the_function(
 ) -> None:
     api, aws_calls = gateway
     # An empty path segment matches no {username} resource, so API Gateway answers
-    # itself (403 "Missing Authentication Token", which LocalApi mimics) and the
-    # function is never invoked. A blank name that does reach it is a 400
+    # itself (403 "Missing Authentication Token", in the template's DEFAULT_4XX
+    # envelope) and the function is never invoked. A blank name that does reach it is a 400
     # ("Username is required", test above). Called straight with such an event,
     # the function's router finds no route, yet the resource names a username: 400.
     status, _, body = api.request("POST", "/api/profile//request")
     assert status == 403
-    assert body == {"message": "Missing Authentication Token"}
+    assert body == {"success": False, "detail": "Missing Authentication Token"}
     event = proxy_event(
         "POST",
         "/api/profile//request",

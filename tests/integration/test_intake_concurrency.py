@@ -29,6 +29,7 @@ import pytest
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
+from tests.support import drain
 from viralspot.jobs import Priority
 
 THREADS = 50
@@ -82,18 +83,7 @@ class Observed:
         self.jobs = items
         self.messages: dict[str, list[dict[str, Any]]] = {}
         for queue in ("HighQueue", "MediumQueue", "LowQueue"):
-            got: list[dict[str, Any]] = []
-            while True:
-                batch = sqs.receive_message(QueueUrl=stack.refs[queue], MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
-                if not batch:
-                    break
-                for message in batch:
-                    sqs.delete_message(
-                        QueueUrl=stack.refs[queue], ReceiptHandle=message["ReceiptHandle"]
-                    )
-                got.extend(json.loads(m["Body"]) for m in batch)
+            got = [json.loads(m["Body"]) for m in drain(sqs, stack.refs[queue])]
             self.messages[queue] = [m for m in got if m["username"] == username]
 
     @property

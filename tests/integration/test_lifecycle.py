@@ -481,7 +481,7 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
 
     # The cause is fixed, then the operator redrives.
     clock.advance(minutes=5)
-    code, _, body = api.request("POST", "/api/viral-ideas/redrive")
+    code, _, body = api.request("POST", "/api/viral-ideas/redrive", admin=True)
 
     assert code == 200, body
     assert body["data"]["moved"] == {"high": 1, "medium": 0, "low": 0}
@@ -507,5 +507,5 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
         assert stored_job(name).status is JobStatus.COMPLETED
         assert status(api, name)["status"] == "completed"
     # Nothing left to re-open: a second redrive writes no job.
-    _, _, again = api.request("POST", "/api/viral-ideas/redrive")
+    _, _, again = api.request("POST", "/api/viral-ideas/redrive", admin=True)
     assert again["data"]["reopened"]["examined"] == 0

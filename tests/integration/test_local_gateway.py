@@ -15,26 +15,26 @@ from typing import Any
 import pytest
 
 from devstack.emulator import Emulator
-from devstack.server import LocalStack
+from devstack.server import DevStack
 from devstack.template import Stack
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture
-def local(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
-    running = LocalStack(
+def local(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
+    running = DevStack(
         stack, emulator.client("sqs"), port=0, workers=False, schedules=False, api_concurrency=2
     )
     with running:
         yield running
 
 
-def port_of(local: LocalStack) -> int:
+def port_of(local: DevStack) -> int:
     return int(local.api_url.rsplit(":", 1)[1])
 
 
-def exchange(local: LocalStack, raw: bytes) -> tuple[int, dict[str, str], Any]:
+def exchange(local: DevStack, raw: bytes) -> tuple[int, dict[str, str], Any]:
     """Send raw bytes, read one HTTP answer (the server may close right after)."""
     with socket.create_connection(("127.0.0.1", port_of(local)), timeout=30) as sock:
         # The server may answer early and stop reading; its answer is still there.
@@ -46,7 +46,7 @@ def exchange(local: LocalStack, raw: bytes) -> tuple[int, dict[str, str], Any]:
         return response.status, dict(response.getheaders()), json.loads(body) if body else None
 
 
-def test_an_over_long_request_line_is_414(local: LocalStack) -> None:
+def test_an_over_long_request_line_is_414(local: DevStack) -> None:
     status, headers, body = exchange(
         local, b"GET /api/profile/" + b"a" * 70_000 + b"/status HTTP/1.1\r\nHost: x\r\n\r\n"
     )
@@ -60,7 +60,7 @@ def test_an_over_long_request_line_is_414(local: LocalStack) -> None:
     [b"X-Big: " + b"a" * 70_000 + b"\r\n", b"".join(b"X-%d: 1\r\n" % i for i in range(150))],
     ids=["one huge header", "150 headers"],
 )
-def test_huge_headers_are_431(local: LocalStack, headers: bytes) -> None:
+def test_huge_headers_are_431(local: DevStack, headers: bytes) -> None:
     status, _, body = exchange(
         local, b"GET /api/health HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
     )
@@ -68,7 +68,7 @@ def test_huge_headers_are_431(local: LocalStack, headers: bytes) -> None:
     assert body["success"] is False
 
 
-def test_a_body_over_api_gateways_quota_is_413_without_reading_it(local: LocalStack) -> None:
+def test_a_body_over_api_gateways_quota_is_413_without_reading_it(local: DevStack) -> None:
     head = (
         b"POST /api/profile/bulk-request HTTP/1.1\r\nHost: x\r\n"
         b"Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
@@ -78,7 +78,7 @@ def test_a_body_over_api_gateways_quota_is_413_without_reading_it(local: LocalSt
     assert body["success"] is False
 
 
-def test_a_body_over_the_apis_cap_is_413_from_the_function(local: LocalStack) -> None:
+def test_a_body_over_the_apis_cap_is_413_from_the_function(local: DevStack) -> None:
     payload = json.dumps({"usernames": ["a" * 20_000]}).encode()
     head = b"POST /api/profile/bulk-request HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
     status, _, body = exchange(local, head % len(payload) + payload)
@@ -86,7 +86,7 @@ def test_a_body_over_the_apis_cap_is_413_from_the_function(local: LocalStack) ->
     assert "bytes" in body["detail"]
 
 
-def test_a_chunked_body_is_read(local: LocalStack) -> None:
+def test_a_chunked_body_is_read(local: DevStack) -> None:
     payload = b'{"usernames": ["natgeo"]}'
     chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
     status, _, body = exchange(
@@ -100,7 +100,7 @@ def test_a_chunked_body_is_read(local: LocalStack) -> None:
 
 
 @pytest.mark.parametrize("length", [b"-1", b"ten", b"1e3"])
-def test_a_malformed_content_length_is_400(local: LocalStack, length: bytes) -> None:
+def test_a_malformed_content_length_is_400(local: DevStack, length: bytes) -> None:
     status, _, body = exchange(
         local, b"POST /api/profile/bulk-request HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n"
     )
@@ -108,13 +108,13 @@ def test_a_malformed_content_length_is_400(local: LocalStack, length: bytes) -> 
     assert body["success"] is False
 
 
-def test_a_malformed_request_line_is_400_json(local: LocalStack) -> None:
+def test_a_malformed_request_line_is_400_json(local: DevStack) -> None:
     status, _, body = exchange(local, b"NOT AN HTTP REQUEST\r\n\r\n")
     assert status == 400
     assert body["success"] is False
 
 
-def test_routes_match_on_the_raw_path(local: LocalStack) -> None:
+def test_routes_match_on_the_raw_path(local: DevStack) -> None:
     status, _, body = exchange(
         local, b"GET /api/profile/natgeo%2Fstatus HTTP/1.1\r\nHost: x\r\n\r\n"
     )
@@ -135,7 +135,7 @@ def test_routes_match_on_the_raw_path(local: LocalStack) -> None:
     ],
 )
 def test_unknown_methods_are_answered_as_api_gateway_does(
-    local: LocalStack, request_line: bytes, status: int
+    local: DevStack, request_line: bytes, status: int
 ) -> None:
     answer, headers, body = exchange(local, request_line + b"\r\nHost: x\r\n\r\n")
     assert answer == status
@@ -146,7 +146,7 @@ def test_unknown_methods_are_answered_as_api_gateway_does(
         assert "Allow" in headers
 
 
-def test_a_wrong_key_on_an_admin_route_is_the_gateways_403_envelope(local: LocalStack) -> None:
+def test_a_wrong_key_on_an_admin_route_is_the_gateways_403_envelope(local: DevStack) -> None:
     status, headers, body = exchange(
         local,
         b"POST /api/viral-ideas/process-pending HTTP/1.1\r\nx-api-key: nope\r\n"
@@ -157,7 +157,7 @@ def test_a_wrong_key_on_an_admin_route_is_the_gateways_403_envelope(local: Local
     assert headers["x-amzn-ErrorType"] == "ForbiddenException"
 
 
-def test_the_gateway_and_the_function_share_one_admin_key(local: LocalStack) -> None:
+def test_the_gateway_and_the_function_share_one_admin_key(local: DevStack) -> None:
     assert local.api_key
     key = b"x-api-key: " + local.api_key.encode() + b"\r\n"
     admin = (
@@ -170,7 +170,7 @@ def test_the_gateway_and_the_function_share_one_admin_key(local: LocalStack) -> 
     assert body["data"]["priority"] == "HIGH"
 
 
-def test_keep_alive_survives_refusals(local: LocalStack) -> None:
+def test_keep_alive_survives_refusals(local: DevStack) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port_of(local), timeout=30)
     for method, path, expected in (
         ("DELETE", "/api/health", 405),
@@ -185,7 +185,7 @@ def test_keep_alive_survives_refusals(local: LocalStack) -> None:
     connection.close()
 
 
-def test_api_calls_run_in_more_than_one_container(local: LocalStack) -> None:
+def test_api_calls_run_in_more_than_one_container(local: DevStack) -> None:
     statuses: list[int] = []
     barrier = threading.Barrier(8)
 

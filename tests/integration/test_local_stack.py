@@ -4,6 +4,7 @@ on the test session's emulator, with OS-chosen ports."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -16,8 +17,10 @@ import pytest
 
 from devstack.apigw import routes
 from devstack.emulator import Emulator
+from devstack.gateway import Gateway
+from devstack.harness import local_stack, stack_environment
 from devstack.invoke import handler_for
-from devstack.server import Gateway, LocalStack, stack_environment
+from devstack.server import DevStack
 from devstack.template import Stack, default_parameters, load_template
 from devstack.workers import (
     LocalFunction,
@@ -27,6 +30,7 @@ from devstack.workers import (
     schedule_sources,
     sqs_sources,
 )
+from viralspot.adapters import aws
 
 pytestmark = pytest.mark.server
 
@@ -117,14 +121,14 @@ def http(
 
 
 @pytest.fixture
-def local(stack: Stack, emulator: Emulator) -> Iterator[LocalStack]:
+def local(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
     # No workers: the jobs must stay PENDING for the assertions below.
-    running = LocalStack(stack, emulator.client("sqs"), port=0, workers=False, schedules=False)
+    running = DevStack(stack, emulator.client("sqs"), port=0, workers=False, schedules=False)
     with running:
         yield running
 
 
-def test_request_dedup_and_status_over_http(local: LocalStack) -> None:
+def test_request_dedup_and_status_over_http(local: DevStack) -> None:
     status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request")
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -143,7 +147,7 @@ def test_request_dedup_and_status_over_http(local: LocalStack) -> None:
     assert progress["data"]["status"] == "pending"
 
 
-def test_errors_and_preflight_look_like_api_gateway(local: LocalStack) -> None:
+def test_errors_and_preflight_look_like_api_gateway(local: DevStack) -> None:
     status, headers, body = http("POST", f"{local.api_url}/api/profile/no%20spaces/request")
     assert status == 400  # the function's own answer, passed through
     assert body["success"] is False
@@ -192,7 +196,7 @@ def test_whole_system_processes_a_request(stack: Stack, emulator: Emulator) -> N
 
         return observed
 
-    running = LocalStack(
+    running = DevStack(
         stack,
         emulator.client("sqs"),
         port=0,
@@ -244,6 +248,26 @@ def test_environment_is_every_functions_plus_the_emulator(template: dict[str, An
             own = stack.function_environment(function_id)
             own.pop("LOG_LEVEL")
             assert own.items() <= env.items()
+
+
+def test_the_harness_points_everything_at_the_emulator_and_undoes_it(
+    emulator: Emulator, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What could send a handler's call to real AWS, set before the harness starts.
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "https://sqs.example.invalid")
+    monkeypatch.delenv("JOBS_TABLE", raising=False)
+    with local_stack(emulator, template=template) as up:
+        assert "AWS_PROFILE" not in os.environ
+        assert "AWS_ENDPOINT_URL_SQS" not in os.environ
+        assert os.environ["AWS_ENDPOINT_URL"] == emulator.url
+        assert os.environ["JOBS_TABLE"] == up.stack.refs["JobsTable"]
+        status, _, answer = up.api().request("POST", "/api/profile/natgeo/request")
+        assert status == 200, answer
+        assert aws.sqs().meta.endpoint_url == emulator.url
+    assert os.environ["AWS_PROFILE"] == "production"
+    assert os.environ["AWS_ENDPOINT_URL_SQS"] == "https://sqs.example.invalid"
+    assert "JOBS_TABLE" not in os.environ
 
 
 # ------------------------------------------------- API keys and proxy responses
@@ -314,7 +338,7 @@ def test_local_stack_generates_an_api_key_when_a_route_needs_one(
         return {"statusCode": 200, "body": "{}"}
 
     stack = fake_stack(fake_template)
-    running = LocalStack(
+    running = DevStack(
         stack,
         emulator.client("sqs"),
         port=0,

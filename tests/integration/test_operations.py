@@ -13,8 +13,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
-from tests.conftest import CallCounter
-from tests.support import RefusingBatches, StepClock, drain
+from tests.support import CallCounter, RefusingBatches, StepClock, drain
 from viralspot import bootstrap, operations
 from viralspot.adapters import aws
 from viralspot.adapters.sqs_dispatcher import SqsDispatcher
@@ -80,7 +79,7 @@ def test_process_pending_redispatches_every_pending_job_once(
     for name in ("one", "two", "three"):
         api.request("POST", f"/api/profile/{name}/request")
     drain(aws_env, stack.refs["HighQueue"])
-    code, _, body = api.request("POST", "/api/viral-ideas/process-pending")
+    code, _, body = api.request("POST", "/api/viral-ideas/process-pending", admin=True)
     assert code == 200
     assert body["data"] == {
         "dispatched": 3,
@@ -139,6 +138,7 @@ def test_process_pending_with_a_cursor_covers_every_pending_job_exactly_once(
         code, _, body = api.request(
             "POST",
             f"/api/viral-ideas/process-pending?limit=5{'&cursor=' + cursor if cursor else ''}",
+            admin=True,
         )
         assert code == 200, body
         calls.append(body["data"])
@@ -177,7 +177,7 @@ def refuse_send(self: Any, job: Any) -> None:
 
 def test_process_pending_refuses_bad_cursors_and_limits(api: LocalApi, stack: Stack) -> None:
     api.request("POST", "/api/profile/one/request")
-    _, _, first = api.request("POST", "/api/viral-ideas/process-pending?limit=1")
+    _, _, first = api.request("POST", "/api/viral-ideas/process-pending?limit=1", admin=True)
     good = first["data"]["next_cursor"]
     position = decode_cursor(good, kind="process-pending")
 
@@ -197,7 +197,7 @@ def test_process_pending_refuses_bad_cursors_and_limits(api: LocalApi, stack: St
         "limit=0",
         "limit=abc",
     ):
-        code, _, body = api.request("POST", f"/api/viral-ideas/process-pending?{query}")
+        code, _, body = api.request("POST", f"/api/viral-ideas/process-pending?{query}", admin=True)
         assert code == 400, (query, body)
         assert body["success"] is False, query
         assert body["detail"], query
@@ -237,7 +237,7 @@ def test_process_pending_leaves_entries_sqs_refused_unsent_for_the_sweeper(
         aws_env.client("sqs"), accept=lambda e: json.loads(e["MessageBody"])["username"] < "user_5"
     )
     aws.sqs().meta.events.register("before-call.sqs.SendMessageBatch", refusing)
-    code, _, body = api.request("POST", "/api/viral-ideas/process-pending")
+    code, _, body = api.request("POST", "/api/viral-ideas/process-pending", admin=True)
     aws.sqs().meta.events.unregister("before-call.sqs.SendMessageBatch", refusing)
     assert code == 200
     accepted = sorted(n for n in names if n < "user_5")  # user_0, user_1, user_10..user_14
@@ -280,7 +280,7 @@ def test_redrive_moves_dead_letters_back(api: LocalApi, stack: Stack, aws_env: E
     for i in range(13):
         sqs.send_message(QueueUrl=stack.refs["HighDeadLetterQueue"], MessageBody=f'{{"n": {i}}}')
     sqs.send_message(QueueUrl=stack.refs["LowDeadLetterQueue"], MessageBody='{"n": 99}')
-    code, _, body = api.request("POST", "/api/viral-ideas/redrive?max_messages=12")
+    code, _, body = api.request("POST", "/api/viral-ideas/redrive?max_messages=12", admin=True)
     assert code == 200
     assert body["data"] == {
         "moved": {"high": 12, "medium": 0, "low": 1},
@@ -290,7 +290,7 @@ def test_redrive_moves_dead_letters_back(api: LocalApi, stack: Stack, aws_env: E
     }
     assert len(drain(aws_env, stack.refs["HighQueue"])) == 12
     assert [m["Body"] for m in drain(aws_env, stack.refs["LowQueue"])] == ['{"n": 99}']
-    _, _, again = api.request("POST", "/api/viral-ideas/redrive")
+    _, _, again = api.request("POST", "/api/viral-ideas/redrive", admin=True)
     assert again["data"]["moved"] == {"high": 1, "medium": 0, "low": 0}
     assert len(drain(aws_env, stack.refs["HighDeadLetterQueue"])) == 0
 
@@ -299,7 +299,7 @@ def test_redrive_refuses_a_cursor_it_did_not_issue_before_moving_anything(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
     api.request("POST", "/api/profile/one/request")
-    _, _, first = api.request("POST", "/api/viral-ideas/process-pending?limit=1")
+    _, _, first = api.request("POST", "/api/viral-ideas/process-pending?limit=1", admin=True)
     pending = first["data"]["next_cursor"]
     position = decode_cursor(pending, kind="process-pending")["process_pending"]
     aws_env.client("sqs").send_message(QueueUrl=stack.refs["LowDeadLetterQueue"], MessageBody="{}")
@@ -309,7 +309,7 @@ def test_redrive_refuses_a_cursor_it_did_not_issue_before_moving_anything(
         # Signed for redrive, but a pass of process-pending's (waiting jobs, not exhausted).
         encode_cursor({"process_pending": position}, kind="redrive"),
     ):
-        code, _, body = api.request("POST", f"/api/viral-ideas/redrive?cursor={cursor}")
+        code, _, body = api.request("POST", f"/api/viral-ideas/redrive?cursor={cursor}", admin=True)
         assert code == 400, (cursor, body)
         assert "redrive" in body["detail"] or "cursor" in body["detail"].lower()
     assert len(drain(aws_env, stack.refs["LowDeadLetterQueue"])) == 1
@@ -402,7 +402,7 @@ def test_redrive_starts_a_move_task_from_each_dead_letter_queue_to_its_queue(
     sqs.send_message(QueueUrl=stack.refs["MediumDeadLetterQueue"], MessageBody='{"n": 9}')
     tasks = MoveTasks()
     aws.sqs().meta.events.register("before-call.sqs.*", tasks)
-    code, _, body = api.request("POST", "/api/viral-ideas/redrive")
+    code, _, body = api.request("POST", "/api/viral-ideas/redrive", admin=True)
     assert code == 200
     assert tasks.started == [
         {
@@ -450,7 +450,7 @@ def test_redrive_leaves_a_running_move_task_to_finish(
         }
     )
     aws.sqs().meta.events.register("before-call.sqs.*", tasks)
-    _, _, body = api.request("POST", "/api/viral-ideas/redrive")
+    _, _, body = api.request("POST", "/api/viral-ideas/redrive", admin=True)
     assert tasks.started == []  # one task per queue at a time
     assert body["data"]["moved"] == {"high": 0, "medium": 0, "low": 0}
     assert body["data"]["tasks"]["low"] == {

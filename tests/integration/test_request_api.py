@@ -9,8 +9,7 @@ import pytest
 
 from devstack.invoke import LocalApi
 from devstack.template import Stack
-from tests.conftest import CallCounter
-from tests.support import drain
+from tests.support import CallCounter, drain
 
 
 @pytest.mark.ddblocal

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.fakes.memory import MemoryJobStore, MemoryProfiles, RecordingDispatcher, SteppableClock
+from tests.fakes.memory import MemoryJobStore, MemoryProfiles, RecordingDispatcher
+from tests.support import FIXED_START, StepClock
 from viralspot import intake
 from viralspot.clock import to_iso
 from viralspot.errors import ErrorKind, InvalidInput, StorageUnavailable
@@ -40,7 +41,7 @@ STALE_AFTER = timedelta(days=7)
 class Intake:
     """The intake service wired to fakes."""
 
-    clock: SteppableClock = field(default_factory=SteppableClock)
+    clock: StepClock = field(default_factory=lambda: StepClock(FIXED_START))
     profiles: MemoryProfiles = field(default_factory=MemoryProfiles)
     dispatcher: RecordingDispatcher = field(default_factory=RecordingDispatcher)
     policy: IntakePolicy = field(default_factory=lambda: IntakePolicy(stale_after=STALE_AFTER))

@@ -85,10 +85,11 @@ from hypothesis.stateful import (
 )
 
 from devstack.template import Stack
-from tests.fakes.memory import RecordingDispatcher, SteppableClock
+from tests.fakes.memory import RecordingDispatcher
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore, MemoryWorkerJobStore
 from tests.fakes.provider import KEY_MISSING, PROVIDER_DOWN, FakeProvider
 from tests.fakes.system import System
+from tests.support import FIXED_START, StepClock
 from viralspot import operations
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
 from viralspot.analytics import ScoredReel
@@ -214,7 +215,7 @@ class ScriptedProvider(FakeProvider):
 
     name = "scripted"
 
-    def __init__(self, clock: SteppableClock) -> None:
+    def __init__(self, clock: StepClock) -> None:
         super().__init__()
         self.clock = clock
         self.start = clock()
@@ -286,7 +287,7 @@ class WatchedJobStore(MemoryWorkerJobStore):
     """The Jobs table with faults after its writes, and a record of what happened
     (live claims, replaced jobs, completions) to check the invariants against."""
 
-    def __init__(self, profiles: MemoryProfileStore, clock: SteppableClock, faults: Faults) -> None:
+    def __init__(self, profiles: MemoryProfileStore, clock: StepClock, faults: Faults) -> None:
         super().__init__(profiles)
         self.clock = clock
         self.faults = faults
@@ -426,7 +427,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.build()
 
     def build(self) -> None:
-        self.clock = SteppableClock()
+        self.clock = StepClock(FIXED_START)
         self.faults = Faults()
         profiles = CrashingProfiles(self.faults)
         self.jobs = WatchedJobStore(profiles, self.clock, self.faults)
@@ -1108,7 +1109,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     fake = MemoryWorkerJobStore()
     rng = random.Random(20261128)
     positions = random.Random(10)
-    clock = SteppableClock()
+    clock = StepClock(FIXED_START)
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
     claim_calls: dict[str, dict[str, Any]] = {}
