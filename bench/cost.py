@@ -33,7 +33,7 @@ from typing import Any
 from bench.common import local_stack, table
 from devstack.emulator import client_for
 from devstack.invoke import LocalApi, handler_for
-from devstack.workers import LocalFunction, SqsPoller, scheduled_event, sqs_sources
+from devstack.workers import LocalFunction, scheduled_event, sqs_sources
 from viralspot.adapters import aws
 
 # us-east-1 on-demand list prices, 2026-12 (USD). Free tiers are left out.
@@ -257,16 +257,7 @@ def main() -> None:
             functions[function_id] = LocalFunction(function_id, timed(function_id), 180)
         api = LocalApi(stack)
         pollers = [
-            SqsPoller(
-                s.function_id,
-                s.queue_url,
-                s.queue_arn,
-                s.batch_size,
-                functions[s.function_id],
-                sqs=aws.sqs(),
-                report_batch_item_failures=True,
-                wait_seconds=0,
-            )
+            s.poller(functions[s.function_id], sqs=aws.sqs(), wait_seconds=0)
             for s in sqs_sources(stack)
         ]
 

@@ -43,7 +43,6 @@ from devstack.template import (
 from devstack.workers import (
     LocalFunction,
     Scheduler,
-    SqsPoller,
     function_timeout,
     schedule_sources,
     sqs_sources,
@@ -374,15 +373,8 @@ class DevStack:
             if function is None:
                 continue
             for index in range(source.concurrency):
-                poller = SqsPoller(
-                    source.function_id,
-                    source.queue_url,
-                    source.queue_arn,
-                    source.batch_size,
-                    function,
-                    sqs=self._sqs,
-                    report_batch_item_failures=source.report_batch_item_failures,
-                    wait_seconds=self._poll_wait_seconds,
+                poller = source.poller(
+                    function, sqs=self._sqs, wait_seconds=self._poll_wait_seconds
                 )
                 self._spawn(
                     f"sqs-{source.function_id}-{source.event_name}-{index}",

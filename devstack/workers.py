@@ -106,6 +106,21 @@ class SqsSource:
     concurrency: int = 1
     report_batch_item_failures: bool = False
 
+    def poller(
+        self, function: Handler | LocalFunction, *, sqs: SQSClient, wait_seconds: int = 1
+    ) -> SqsPoller:
+        """This event source mapping, polling for `function` as the template says."""
+        return SqsPoller(
+            self.function_id,
+            self.queue_url,
+            self.queue_arn,
+            self.batch_size,
+            function,
+            sqs=sqs,
+            report_batch_item_failures=self.report_batch_item_failures,
+            wait_seconds=wait_seconds,
+        )
+
 
 def _queue_of(stack: Stack, queue: Any) -> tuple[str, str]:
     """(url, arn) of an event's Queue: `!GetAtt X.Arn` or a literal ARN of the stack."""

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from devstack.emulator import Emulator
 from devstack.harness import local_stack
 from devstack.server import DevStack
-from devstack.workers import SqsPoller, sqs_sources
+from devstack.workers import sqs_sources
 from tests.support import drain
 from viralspot.operations import MAX_BULK as SERVER_MAX_BULK
 from viralspot_cli import client as client_module
@@ -68,16 +68,7 @@ def worker(local: DevStack, emulator: Emulator) -> Iterator[None]:
     drain(sqs, source.queue_url)
     function = local.function(source.function_id)
     assert function is not None
-    poller = SqsPoller(
-        source.function_id,
-        source.queue_url,
-        source.queue_arn,
-        source.batch_size,
-        function,
-        sqs=sqs,
-        report_batch_item_failures=source.report_batch_item_failures,
-        wait_seconds=1,
-    )
+    poller = source.poller(function, sqs=sqs, wait_seconds=1)
     stop = threading.Event()
     thread = threading.Thread(target=poller.run, args=(stop,), daemon=True)
     thread.start()

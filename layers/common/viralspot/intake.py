@@ -195,17 +195,9 @@ def _answer_from(
         )
     deepen = profile is not None and profile.crawled_only and source is not Source.CRAWLER
     if where is Standing.RECENT and job is not None and not deepen:
-        created = job.completed_at or job.updated_at
-        return Decision(
-            IntakeAnswer(
-                queued=False,
-                message=f"Profile {job.username} was recently processed and is now available",
-                estimated_time="complete",
-                profile_type="primary",
-                status="exists",
-                created_at=to_iso(created) if created else None,
-                skip_reason="recently_completed",
-            ),
+        return _exists(
+            f"Profile {job.username} was recently processed and is now available",
+            job.completed_at or job.updated_at,
             Outcome.RECENTLY_COMPLETED,
         )
     if where in (Standing.RECENT, Standing.PROCESSED) and deepen:
@@ -351,18 +343,27 @@ def _position(jobs: Jobs, job: Job, now: datetime) -> Position | None:
 
 
 def _already_processed(profile: Profile) -> Decision:
-    created = profile.created_at or profile.last_scraped_at
+    return _exists(
+        f"Profile {profile.username} is already fully processed",
+        profile.created_at or profile.last_scraped_at,
+        Outcome.ALREADY_PROCESSED,
+    )
+
+
+def _exists(message: str, created: datetime | None, outcome: Outcome) -> Decision:
+    """The seed's answer for a profile with nothing to queue; its skip_reason is
+    the outcome's name (recently_completed, already_processed)."""
     return Decision(
         IntakeAnswer(
             queued=False,
-            message=f"Profile {profile.username} is already fully processed",
+            message=message,
             estimated_time="complete",
             profile_type="primary",
             status="exists",
             created_at=to_iso(created) if created else None,
-            skip_reason="already_processed",
+            skip_reason=outcome.value,
         ),
-        Outcome.ALREADY_PROCESSED,
+        outcome,
     )
 
 

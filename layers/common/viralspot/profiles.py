@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from viralspot.jobs import Analysis
+from viralspot.providers import ProviderProfile
 
 
 class Tier(StrEnum):
@@ -17,22 +18,12 @@ class Tier(StrEnum):
     SECONDARY = "secondary"
 
 
-class Profile(BaseModel):
+class Profile(ProviderProfile):
+    """What the provider said of the profile, and what we made of it."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    username: str
     tier: Tier
-    full_name: str = ""
-    biography: str = ""
-    followers_count: int = 0
-    following_count: int = 0
-    posts_count: int = 0
-    profile_pic_url: str | None = None
-    is_verified: bool = False
-    is_private: bool = False
-    is_business: bool = False
-    external_url: str | None = None
-    category: str | None = None
     content_stats: dict[str, Any] | None = None
     engagement_metrics: dict[str, Any] | None = None
     similar_usernames: list[str] = []
