@@ -206,3 +206,19 @@ class RefusingBatches:
             "Failed": failed,
             "ResponseMetadata": {"HTTPStatusCode": 200},
         }
+
+
+def ask(api: LocalApi, username: str, source: str = "frontend") -> dict[str, Any]:
+    """POST the request route as a client would; the answer's `data`, which must be a 200."""
+    code, _, body = api.request("POST", f"/api/profile/{username}/request?source={source}")
+    assert code == 200, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def status_of(api: LocalApi, username: str) -> dict[str, Any]:
+    """The status route's `data` for `username`, which must be a 200."""
+    code, _, body = api.request("GET", f"/api/profile/{username}/status")
+    assert code == 200, body
+    data: dict[str, Any] = body["data"]
+    return data

@@ -15,7 +15,7 @@ import pytest
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
-from tests.support import ConflictInjector, StepClock, drain
+from tests.support import ConflictInjector, StepClock, ask, drain
 from viralspot import bootstrap, sweeper
 from viralspot.adapters import aws
 from viralspot.config import get_settings
@@ -33,13 +33,6 @@ def conflicts(stack: Stack) -> Iterator[ConflictInjector]:
     aws.dynamodb().meta.events.unregister("before-call.dynamodb.*", injector)
 
 
-def post(api: LocalApi, name: str, source: str = "frontend") -> dict[str, Any]:
-    status, _, body = api.request("POST", f"/api/profile/{name}/request?source={source}")
-    assert status == 200, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 def stored(name: str) -> Job:
     job = bootstrap.services().jobs.get(name)
     assert job is not None
@@ -49,15 +42,15 @@ def stored(name: str) -> Job:
 def test_intake_answers_every_request_through_conflicts(
     api: LocalApi, stack: Stack, aws_env: Emulator, conflicts: ConflictInjector
 ) -> None:
-    first = post(api, "natgeo")
+    first = ask(api, "natgeo")
     assert first["profile_type"] == "new"
     assert first.get("fallback_mode") is None
-    again = post(api, "natgeo")
+    again = ask(api, "natgeo")
     assert again["skip_reason"] == "already_in_queue"
     assert again["request_id"] == first["request_id"]
     # A crawler job raised by a person: the raise is a transaction too.
-    post(api, "nasa", "crawler")
-    raised = post(api, "nasa", "frontend")
+    ask(api, "nasa", "crawler")
+    raised = ask(api, "nasa", "frontend")
     assert raised["upgraded"] is True
     assert raised["priority"] == "HIGH"
     # The transaction (create, raise) and the send's record (update) met conflicts.
@@ -74,7 +67,7 @@ def test_intake_answers_every_request_through_conflicts(
 def test_worker_completes_on_its_first_attempt_through_conflicts(
     api: LocalApi, stack: Stack, aws_env: Emulator, conflicts: ConflictInjector
 ) -> None:
-    request_id = post(api, "natgeo")["request_id"]
+    request_id = ask(api, "natgeo")["request_id"]
     (message,) = drain(aws_env, stack.refs["HighQueue"])
     conflicts.injected.clear()
     worker = bootstrap.services().worker(SampleProvider())
@@ -106,7 +99,7 @@ def test_sweeper_repairs_through_conflicts(
 
     with monkeypatch.context() as patch:
         patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
-        assert post(api, "natgeo")["fallback_mode"] is True
+        assert ask(api, "natgeo")["fallback_mode"] is True
     clock = StepClock()
     clock.advance(minutes=get_settings().pending_grace_minutes + 1)
     ctx = bootstrap.build(get_settings(), clock)

@@ -27,7 +27,7 @@ from devstack.template import Stack
 from tests.fakes.provider import FakeProvider
 from tests.fakes.rapidapi_server import FakeRapidApi, Reply
 from tests.integration.test_worker import Scripted, run_worker
-from tests.support import StepClock, drain
+from tests.support import StepClock, ask, drain, status_of
 from tests.unit.test_rapidapi_provider import profile_body, reels_page
 from viralspot import bootstrap
 from viralspot.adapters import aws
@@ -93,19 +93,6 @@ def deliver(aws_env: Emulator, stack: Stack, queue: str = "HighQueue") -> int:
     return len(messages)
 
 
-def request(api: LocalApi, username: str, source: str = "frontend") -> dict[str, Any]:
-    code, _, body = api.request("POST", f"/api/profile/{username}/request?source={source}")
-    assert code == 200, body
-    data: dict[str, Any] = body["data"]
-    return data
-
-
-def status(api: LocalApi, username: str) -> dict[str, Any]:
-    _, _, body = api.request("GET", f"/api/profile/{username}/status")
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 def stored_job(username: str) -> Job:
     job = bootstrap.services().jobs.get(username)
     assert job is not None
@@ -145,7 +132,7 @@ def rapidapi(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterato
 def test_with_the_key_missing_a_job_waits_uncharged_then_completes_once_restored(
     rapidapi: FakeRapidApi, api: LocalApi, stack: Stack, aws_env: Emulator, clock: StepClock
 ) -> None:
-    queued = request(api, "natgeo")
+    queued = ask(api, "natgeo")
     deliveries = 0
     # An hour of sweeps. The schedule runs every minute; only runs past a grace
     # period since the job last changed can act on it, so one a grace period (and a
@@ -165,13 +152,13 @@ def test_with_the_key_missing_a_job_waits_uncharged_then_completes_once_restored
     assert deliveries == int(60 // (grace + 1))
     assert drain(aws_env, stack.refs["HighDeadLetterQueue"]) == []
     assert rapidapi.requests == []  # no key, no call
-    waiting = status(api, "natgeo")
+    waiting = status_of(api, "natgeo")
     assert waiting["status"] == "delayed"
     assert waiting["completed"] is False
     assert waiting["attempts"] == 0
     assert "key" in waiting["delay_reason"]
     assert "key" in waiting["message"]
-    again = request(api, "natgeo")
+    again = ask(api, "natgeo")
     assert again["skip_reason"] == "already_in_queue"
     assert again["request_id"] == queued["request_id"]
 
@@ -182,12 +169,12 @@ def test_with_the_key_missing_a_job_waits_uncharged_then_completes_once_restored
     script_healthy(rapidapi, "natgeo")
     for _ in range(2):  # its message may have been consumed already: the next re-send
         deliver(aws_env, stack)
-        if status(api, "natgeo")["status"] == "completed":
+        if status_of(api, "natgeo")["status"] == "completed":
             break
         clock.advance(minutes=grace + 1)
         sweep(stack)
 
-    done = status(api, "natgeo")
+    done = status_of(api, "natgeo")
     assert done["status"] == "completed"
     assert done["attempts"] == 1
     assert done["request_id"] == queued["request_id"]
@@ -205,7 +192,7 @@ def test_a_refused_key_pauses_jobs_and_never_fails_them(
         worker = worker_with(
             RapidApiProvider("revoked", base_url=fake.base_url, sleep=lambda _: None)
         )
-        request(api, "natgeo")
+        ask(api, "natgeo")
         results = []
         rounds = get_settings().retry.max_attempts + 1  # more deliveries than attempts
         for _ in range(rounds):
@@ -216,12 +203,12 @@ def test_a_refused_key_pauses_jobs_and_never_fails_them(
         job = stored_job("natgeo")
         assert job.status is JobStatus.PENDING
         assert job.attempts == 0
-        assert status(api, "natgeo")["status"] == "delayed"
+        assert status_of(api, "natgeo")["status"] == "delayed"
 
         script_healthy(fake, "natgeo")  # the operator renewed the subscription
         results = [worker.process(m["Body"]) for m in drain(aws_env, stack.refs["HighQueue"])]
         assert results == [Result.COMPLETED]
-        assert status(api, "natgeo")["status"] == "completed"
+        assert status_of(api, "natgeo")["status"] == "completed"
 
 
 # -- every state has an exit ------------------------------------------------------------------
@@ -255,7 +242,7 @@ class LoseTheClaimsAnswer:
 def test_a_claim_whose_answer_was_lost_is_recognised_as_its_own(
     api: LocalApi, stack: Stack, aws_env: Emulator, clock: StepClock
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     [message] = drain(aws_env, stack.refs["HighQueue"])
     lose = LoseTheClaimsAnswer()
     aws.dynamodb().meta.events.register("before-send.dynamodb.UpdateItem", lose)
@@ -273,7 +260,7 @@ def test_a_claim_whose_answer_was_lost_is_recognised_as_its_own(
 def test_a_pending_job_past_max_attempts_is_closed_when_its_message_arrives(
     api: LocalApi, stack: Stack, aws_env: Emulator, deployment: Deployment
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     # Two attempts failed; then MaxAttempts was lowered to 2 with the retry queued.
     aws_env.client("dynamodb").update_item(
         TableName=stack.refs["JobsTable"],
@@ -290,9 +277,9 @@ def test_a_pending_job_past_max_attempts_is_closed_when_its_message_arrives(
     job = stored_job("natgeo")
     assert job.failed_for_good
     assert job.error_message == "HTTP 503"
-    failed = status(api, "natgeo")
+    failed = status_of(api, "natgeo")
     assert failed["status"] == "failed"
-    assert request(api, "natgeo")["profile_type"] == "new"  # the name is free again
+    assert ask(api, "natgeo")["profile_type"] == "new"  # the name is free again
 
 
 # -- one answer -------------------------------------------------------------------------------
@@ -315,7 +302,7 @@ class DiesAfterStoringTheProfile:
 def test_a_last_attempt_dying_after_the_profile_is_stored_completes_and_answers_agree(
     api: LocalApi, stack: Stack, aws_env: Emulator, clock: StepClock
 ) -> None:
-    queued = request(api, "natgeo")
+    queued = ask(api, "natgeo")
     attempts = get_settings().retry.max_attempts
     flaky = worker_with(Scripted(*(ProviderTransient("HTTP 500") for _ in range(attempts - 1))))
     for _ in range(attempts - 1):
@@ -336,13 +323,13 @@ def test_a_last_attempt_dying_after_the_profile_is_stored_completes_and_answers_
     assert report["repairs"]["completed"] == 1
     job = stored_job("natgeo")
     assert job.status is JobStatus.COMPLETED
-    done = status(api, "natgeo")
+    done = status_of(api, "natgeo")
     assert done["status"] == "completed"
     assert done["request_id"] == queued["request_id"]
     assert "error_message" not in done
-    assert request(api, "natgeo")["skip_reason"] == "recently_completed"
+    assert ask(api, "natgeo")["skip_reason"] == "recently_completed"
     clock.advance(minutes=11)
-    assert request(api, "natgeo")["skip_reason"] == "already_processed"
+    assert ask(api, "natgeo")["skip_reason"] == "already_processed"
 
 
 # -- one spelling -----------------------------------------------------------------------------
@@ -354,11 +341,11 @@ def test_the_providers_spelling_is_stored_under_the_requested_name(
     with FakeRapidApi() as fake:
         script_healthy(fake, "NatGeo")  # the provider's own spelling
         worker = worker_with(RapidApiProvider("key", base_url=fake.base_url))
-        request(api, "natgeo")
+        ask(api, "natgeo")
         [message] = drain(aws_env, stack.refs["HighQueue"])
         assert worker.process(message["Body"]) is Result.COMPLETED
 
-    assert status(api, "natgeo")["status"] == "completed"
+    assert status_of(api, "natgeo")["status"] == "completed"
     code, _, profile = api.request("GET", "/api/profile/natgeo")
     assert code == 200
     assert profile["data"]["username"] == "natgeo"
@@ -368,7 +355,7 @@ def test_the_providers_spelling_is_stored_under_the_requested_name(
     for table in ("ProfilesTable", "ContentTable"):
         keys = {i["username"]["S"] for i in dynamodb.scan(TableName=stack.refs[table])["Items"]}
         assert keys == {"natgeo"}, table
-    assert request(api, "natgeo")["skip_reason"] == "recently_completed"
+    assert ask(api, "natgeo")["skip_reason"] == "recently_completed"
 
 
 # -- crawling never short-changes a person ----------------------------------------------------
@@ -393,7 +380,7 @@ def test_after_a_refresh_with_fewer_reels_posts_serve_exactly_the_analysed_set(
 ) -> None:
     provider = FakeProvider()
     worker = worker_with(provider)
-    request(api, "natgeo")
+    ask(api, "natgeo")
     [message] = drain(aws_env, stack.refs["HighQueue"])
     assert worker.process(message["Body"]) is Result.COMPLETED
     assert len(all_posts(api, "natgeo", "popular")) == 100
@@ -401,7 +388,7 @@ def test_after_a_refresh_with_fewer_reels_posts_serve_exactly_the_analysed_set(
     clock.advance(days=8)
     provider.new_since["natgeo"] = 20  # twenty new reels, most old ones deleted
     provider.posted["natgeo"] = 60
-    assert request(api, "natgeo")["profile_type"] == "refresh"
+    assert ask(api, "natgeo")["profile_type"] == "refresh"
     [message] = drain(aws_env, stack.refs["HighQueue"])
     assert worker.process(message["Body"]) is Result.COMPLETED
 
@@ -419,11 +406,11 @@ def test_a_persons_request_for_a_crawled_profile_is_a_full_analysis_and_says_so(
 ) -> None:
     provider = FakeProvider()
     worker = worker_with(provider)
-    request(api, "natgeo", source="crawler")
+    ask(api, "natgeo", source="crawler")
     [message] = drain(aws_env, stack.refs["LowQueue"])
     assert worker.process(message["Body"]) is Result.COMPLETED
     settings = get_settings()
-    crawled = status(api, "natgeo")
+    crawled = status_of(api, "natgeo")
     assert crawled["status"] == "completed"
     assert crawled["analysis"] == "crawl"
     _, _, profile = api.request("GET", "/api/profile/natgeo")
@@ -431,7 +418,7 @@ def test_a_persons_request_for_a_crawled_profile_is_a_full_analysis_and_says_so(
     assert profile["data"]["content_stats"]["total_reels"] == settings.low_priority_reels_target
 
     clock.advance(minutes=11)  # past "recently completed"
-    upgrade = request(api, "natgeo", source="api")
+    upgrade = ask(api, "natgeo", source="api")
     assert upgrade["queued"] is True
     assert upgrade["upgraded"] is True
     assert upgrade["profile_type"] == "upgrade"
@@ -441,7 +428,7 @@ def test_a_persons_request_for_a_crawled_profile_is_a_full_analysis_and_says_so(
     assert json.loads(message["Body"])["request_id"] == upgrade["request_id"]
     assert worker.process(message["Body"]) is Result.COMPLETED
 
-    full = status(api, "natgeo")
+    full = status_of(api, "natgeo")
     assert full["analysis"] == "full"
     _, _, profile = api.request("GET", "/api/profile/natgeo")
     assert profile["data"]["analysis"] == "full"
@@ -456,9 +443,9 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
     api: LocalApi, stack: Stack, aws_env: Emulator, deployment: Deployment, clock: StepClock
 ) -> None:
     deployment.redeploy(MAX_ATTEMPTS="1")
-    request(api, "natgeo")
-    request(api, "nasa", source="crawler")
-    request(api, "gone")
+    ask(api, "natgeo")
+    ask(api, "nasa", source="crawler")
+    ask(api, "gone")
     # natgeo's one attempt fails (transient: its retries are used up), nasa's too; gone's
     # fails for good (the account does not exist).
     faults = {
@@ -471,7 +458,7 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
     for message in messages:
         fault = faults[json.loads(message["Body"])["username"]]
         assert worker_with(Scripted(fault)).process(message["Body"]) is Result.FAILED
-    assert status(api, "natgeo")["status"] == "failed"
+    assert status_of(api, "natgeo")["status"] == "failed"
     aws_env.client("sqs").send_message(
         QueueUrl=stack.refs["HighDeadLetterQueue"],
         MessageBody=json.dumps(
@@ -494,18 +481,18 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
             0,
             "HTTP 500" if name == "natgeo" else "HTTP 502",
         )
-        waiting = status(api, name)
+        waiting = status_of(api, name)
         assert waiting["status"] == "pending"
         assert waiting["previous_error"] == job.error_message
     # A profile that does not exist stays failed: no redrive makes it exist.
     assert stored_job("gone").failed_for_good
-    assert status(api, "gone")["status"] == "failed"
+    assert status_of(api, "gone")["status"] == "failed"
     # The moved dead letter and the new message are one claim between them.
     assert deliver(aws_env, stack, "HighQueue") == 2
     deliver(aws_env, stack, "LowQueue")  # nasa, and the names natgeo's analysis discovered
     for name in ("natgeo", "nasa"):
         assert stored_job(name).status is JobStatus.COMPLETED
-        assert status(api, name)["status"] == "completed"
+        assert status_of(api, name)["status"] == "completed"
     # Nothing left to re-open: a second redrive writes no job.
     _, _, again = api.request("POST", "/api/viral-ideas/redrive", admin=True)
     assert again["data"]["reopened"]["examined"] == 0

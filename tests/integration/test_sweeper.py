@@ -13,7 +13,7 @@ import pytest
 from devstack.emulator import Emulator
 from devstack.invoke import LocalApi
 from devstack.template import Stack
-from tests.support import StepClock, drain
+from tests.support import StepClock, ask, drain
 from viralspot import bootstrap, sweeper
 from viralspot.config import get_settings
 from viralspot.errors import DispatchFailed, ProviderTransient
@@ -39,12 +39,6 @@ def job(username: str) -> Job:
     return found
 
 
-def request(api: LocalApi, username: str) -> dict[str, Any]:
-    _, _, body = api.request("POST", f"/api/profile/{username}/request")
-    data: dict[str, Any] = body["data"]
-    return data
-
-
 @pytest.mark.ddblocal
 def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
@@ -54,7 +48,7 @@ def test_send_failed_at_intake_is_dispatched_by_the_next_sweep_after_grace(
 
     with monkeypatch.context() as patch:
         patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
-        answer = request(api, "natgeo")
+        answer = ask(api, "natgeo")
     assert answer["queued"] is True
     assert answer["fallback_mode"] is True
     assert drain(aws_env, stack.refs["HighQueue"]) == []
@@ -101,7 +95,7 @@ class DiesAfterProfile:
 def test_worker_dies_then_lease_expiry_retry_completes_once(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     clock = StepClock()
     with pytest.raises(Crash):
@@ -157,7 +151,7 @@ class RateLimitedTwice:
 def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     clock = StepClock()
     provider = RateLimitedTwice()
     run = worker(provider, clock)
@@ -184,7 +178,7 @@ def test_rate_limited_twice_completes_on_third_attempt_after_2_and_4_minutes(
 def test_not_found_fails_at_once_and_is_never_retried(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
-    request(api, "sample_notfound")
+    ask(api, "sample_notfound")
     clock = StepClock()
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     assert worker(SampleProvider(), clock).process(body) is Result.FAILED
@@ -202,7 +196,7 @@ def test_not_found_fails_at_once_and_is_never_retried(
 def test_lease_expired_on_last_attempt_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     clock = StepClock()
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     for attempt in range(1, 4):
@@ -221,7 +215,7 @@ def test_lease_expired_on_last_attempt_fails_for_good(
     assert final.failed_for_good
     assert final.attempts == 3
     # A new request for a job FAILED for good starts a fresh one.
-    fresh = request(api, "natgeo")
+    fresh = ask(api, "natgeo")
     assert fresh["profile_type"] == "new"
     assert fresh["request_id"] != final.request_id
 
@@ -235,7 +229,7 @@ def unsent(api: LocalApi, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     with monkeypatch.context() as patch:
         patch.setattr("viralspot.adapters.sqs_dispatcher.SqsDispatcher.dispatch", refuse)
         for name in names:
-            assert request(api, name)["fallback_mode"] is True
+            assert ask(api, name)["fallback_mode"] is True
 
 
 @pytest.mark.ddblocal
@@ -318,7 +312,7 @@ def test_sweep_stops_when_the_invocation_runs_out_of_time(
 def test_retry_due_after_max_attempts_was_lowered_fails_for_good(
     api: LocalApi, stack: Stack, aws_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    request(api, "natgeo")
+    ask(api, "natgeo")
     clock = StepClock()
     body = drain(aws_env, stack.refs["HighQueue"])[0]["Body"]
     provider = RateLimitedTwice()
