@@ -30,6 +30,7 @@ from tests.fakes.memory import MemoryJobStore, MemoryProfiles
 from viralspot.adapters.dynamo_jobs import sweep_partition
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
+from viralspot.errors import StorageUnavailable
 from viralspot.feed import FeedProfile
 from viralspot.jobs import Job, JobStatus, Priority, SweepKind, claimed, sweep_entry
 from viralspot.profiles import Profile, Tier
@@ -191,6 +192,8 @@ class MemoryContent:
         self.items: dict[tuple[str, str], ScoredReel] = {}
         self.feed_profiles: dict[str, FeedProfile] = {}
         self.writes = 0
+        # The next put_reels is refused as DynamoDB refuses a throttled write.
+        self.refuse_next_put = False
 
     def put_reels(
         self,
@@ -200,6 +203,9 @@ class MemoryContent:
         *,
         profile: FeedProfile,
     ) -> None:
+        if self.refuse_next_put:
+            self.refuse_next_put = False
+            raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
         with self._lock:
             self.writes += 1
             self.feed_profiles[username] = profile

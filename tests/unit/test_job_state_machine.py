@@ -186,16 +186,14 @@ class Crash(BaseException):  # a death, not an error: no `except Exception` stop
 class Faults:
     """What the next write does: the process dies right after it (`crash_after`),
     its answer is lost after it succeeded and the call is retried (`lose`), or
-    DynamoDB refuses it (`storage`, the worker's reels)."""
+    DynamoDB refuses the worker's reels (`MemoryContent.refuse_next_put`)."""
 
     crash_after: str | None = None
     lose: str | None = None
-    storage: bool = False
 
     def clear(self) -> None:
         self.crash_after = None
         self.lose = None
-        self.storage = False
 
     def after(self, write: str) -> None:
         if self.crash_after == write:
@@ -256,9 +254,6 @@ class CrashingContent(MemoryContent):
         *,
         profile: FeedProfile,
     ) -> None:
-        if self.faults.storage:
-            self.faults.storage = False
-            raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
         super().put_reels(username, reels, data_source, profile=profile)
         self.faults.after("put_reels")
 
@@ -429,6 +424,7 @@ class JobLifecycle(RuleBasedStateMachine):
     def build(self) -> None:
         self.clock = StepClock(FIXED_START)
         self.faults = Faults()
+        self.content = CrashingContent(self.faults)
         profiles = CrashingProfiles(self.faults)
         self.jobs = WatchedJobStore(profiles, self.clock, self.faults)
         self.queue = Queue()
@@ -437,7 +433,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.system = System(
             clock=self.clock,
             profiles=profiles,
-            content=CrashingContent(self.faults),
+            content=self.content,
             queue=self.queue,
             provider=self.provider,
             pipeline_policy=PipelinePolicy(
@@ -493,7 +489,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.delivered.append(message.body)
         self.faults.crash_after = crash_after if outcome == "crash" else None
         self.faults.lose = lose
-        self.faults.storage = outcome == "storage"
+        self.content.refuse_next_put = outcome == "storage"
         scripted = ("transient", "permanent", "stall", "impostor")
         self.provider.script = [outcome] if outcome in scripted else []
         before = JobMessage.model_validate_json(message.body)
@@ -518,6 +514,7 @@ class JobLifecycle(RuleBasedStateMachine):
             return None
         finally:
             self.faults.clear()
+            self.content.refuse_next_put = False
             self.provider.script = []
         self.results.append(result)
         if outcome == "stall" and self.stalled_over is Result.COMPLETED:

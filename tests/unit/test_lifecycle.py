@@ -9,7 +9,6 @@ tests/integration/test_lifecycle.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -17,7 +16,6 @@ from aws_lambda_powertools import Metrics
 
 from tests.fakes.memory_worker import MemoryContent, MemoryProfileStore
 from tests.fakes.system import LEASE, System
-from viralspot.analytics import ScoredReel
 from viralspot.bootstrap import LazyProvider
 from viralspot.config import Settings
 from viralspot.errors import (
@@ -27,7 +25,6 @@ from viralspot.errors import (
     ProviderUnauthorized,
     StorageUnavailable,
 )
-from viralspot.feed import FeedProfile
 from viralspot.intake import Outcome
 from viralspot.jobs import (
     Analysis,
@@ -128,23 +125,9 @@ def test_storage_trouble_gives_the_job_back_uncharged() -> None:
     """DynamoDB failing mid-run is not the job's fault either: the job is PENDING
     again, uncharged, and the redelivered message completes it."""
 
-    class FailingOnce(MemoryContent):
-        failed = False
-
-        def put_reels(
-            self,
-            username: str,
-            reels: Sequence[ScoredReel],
-            data_source: str,
-            *,
-            profile: FeedProfile,
-        ) -> None:
-            if not self.failed:
-                self.failed = True
-                raise StorageUnavailable("write reels: ProvisionedThroughputExceededException")
-            super().put_reels(username, reels, data_source, profile=profile)
-
-    system = System(content=FailingOnce())
+    content = MemoryContent()
+    content.refuse_next_put = True
+    system = System(content=content)
     job = system.request("natgeo").answer
     [(_, sent)] = system.queue.sent
     with pytest.raises(StorageUnavailable):
