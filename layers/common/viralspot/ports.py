@@ -2,7 +2,9 @@
 Queues) and one for the data source (Provider). Adapters (DynamoDB, SQS, the
 providers) and the in-memory fakes of tests/fakes implement them; the services
 never import boto3, and no port names a DynamoDB or SQS type: listings are
-iterators or domain positions, never a LastEvaluatedKey.
+iterators or domain positions. The one adapter token the domain holds is a feed
+stream's `resume` (`feed.StreamRead`): opaque, handed back to the adapter within
+one request, never put in a cursor.
 
 Every domain type is imported for type checking only, so any domain module may
 import this one without a cycle.
