@@ -142,6 +142,7 @@ class MemoryWorkerJobStore(MemoryJobStore):
                 current is None
                 or current.request_id != expected.request_id
                 or current.status is not expected.status
+                or current.priority is not expected.priority
                 or not _same_instant(current.updated_at, expected.updated_at)
                 or (
                     current.status is JobStatus.PENDING

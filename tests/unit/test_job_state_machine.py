@@ -92,6 +92,7 @@ from tests.fakes.system import System
 from tests.support import FIXED_START, StepClock
 from viralspot import operations
 from viralspot.adapters.dynamo_jobs import DynamoJobStore
+from viralspot.adapters.dynamo_profiles import DynamoProfileStore
 from viralspot.analytics import ScoredReel
 from viralspot.clock import to_iso
 from viralspot.errors import (
@@ -123,6 +124,7 @@ from viralspot.pipeline import PipelinePolicy, Result
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProviderProfile, ProviderReel
+from viralspot.queue_stats import QueueFacts
 from viralspot.retry import RetryPolicy
 from viralspot.sweeper import LEASE_EXPIRED, SweepPolicy
 from viralspot.usernames import normalise_username
@@ -1056,19 +1058,60 @@ def _dump(job: Job | None) -> dict[str, object] | None:
     return None if job is None else job.model_dump(mode="json")
 
 
+STALE_AFTER = timedelta(days=7)
+
+GUARD_FOR = {
+    "none": ProfileGuard.ABSENT,
+    "secondary": ProfileGuard.SECONDARY,
+    "fresh": ProfileGuard.ABSENT,  # intake queues nothing: any guard must refuse
+    "stale": ProfileGuard.STALE,
+    "crawled": ProfileGuard.CRAWLED,
+}
+
+
+def _facts(facts: QueueFacts) -> tuple[dict[str, int], object]:
+    """The queue's counters (a counter never written reads as 0) and sample."""
+    counts = {name: n for name, n in facts.counts.values.items() if n}
+    return counts, None if facts.sample is None else facts.sample.model_dump(mode="json")
+
+
+def _profile(name: str, kind: str, now: datetime) -> Profile | None:
+    """The Profiles item each intake guard tells apart; None for no item."""
+    if kind == "none":
+        return None
+    if kind == "secondary":
+        return Profile(username=name, tier=Tier.SECONDARY, created_at=now, updated_at=now)
+    scraped = now - (STALE_AFTER + timedelta(hours=1) if kind == "stale" else timedelta(hours=1))
+    depth = Analysis.CRAWL if kind == "crawled" else Analysis.FULL
+    return Profile(
+        username=name,
+        tier=Tier.PRIMARY,
+        analysis=depth,
+        created_at=scraped,
+        updated_at=scraped,
+        last_scraped_at=scraped,
+    )
+
+
 def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
     """One call of the Jobs port, with its answer in a comparable form."""
     if op == "create":
         try:
             store.create(
                 args["job"],
-                ProfileGuard.ABSENT,
+                args["guard"],
                 recent_before=args["now"] - timedelta(minutes=10),
-                stale_before=args["now"] - timedelta(days=7),
+                stale_before=args["now"] - STALE_AFTER,
             )
         except IntakeBlocked as blocked:
-            return ("blocked", _dump(blocked.job))
+            profile = None if blocked.profile is None else blocked.profile.model_dump(mode="json")
+            return ("blocked", _dump(blocked.job), profile)
         return "created"
+    if op == "position":
+        position = store.position_facts(args["job"], cap=2)
+        return (position.ahead, _facts(position.facts))
+    if op == "facts":
+        return _facts(store.queue_facts())
     if op in ("claim", "reclaim"):
         now = args["now"]
         claimed = store.claim(
@@ -1103,9 +1146,18 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     `reclaim` sends an earlier claim again, exactly as botocore retries one whose
     answer was lost: it must be recognised as that claim's own while it holds."""
     dynamo = DynamoJobStore(stack.refs["JobsTable"], stack.refs["ProfilesTable"])
-    fake = MemoryWorkerJobStore()
+    dynamo_profiles = DynamoProfileStore(stack.refs["ProfilesTable"])
+    fake_profiles = MemoryProfileStore()
+    fake = MemoryWorkerJobStore(fake_profiles)
     rng = random.Random(20261128)
     positions = random.Random(10)
+    # Generators of their own for what was added to the walk later (the intake guards,
+    # the Profiles item they read, the queue position): the walk above stays the one
+    # its seed was chosen for.
+    guards = random.Random(7)
+    checks: Counter[str] = Counter()
+    guarded: Counter[tuple[ProfileGuard, bool]] = Counter()
+    kinds: dict[str, str] = {}
     clock = StepClock(FIXED_START)
     names = ("u0", "u1", "u2")
     claims: dict[str, Job] = {}
@@ -1116,6 +1168,41 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
     for step in range(300):
         now = clock()
         name = rng.choice(names)
+        if guards.random() < 0.2:
+            # Both stores read the same Profiles item: the guards must agree on it.
+            kind = guards.choice(("none", "secondary", "fresh", "stale", "crawled"))
+            profile = _profile(name, kind, now)
+            if profile is None:
+                fake_profiles.delete(name)
+                dynamo_profiles.client.delete_item(
+                    TableName=stack.refs["ProfilesTable"], Key={"username": {"S": name}}
+                )
+            else:
+                fake_profiles.put_primary(profile)
+                dynamo_profiles.put_primary(profile)
+            kinds[name] = kind
+            checks[f"profile {kind}"] += 1
+        if guards.random() < 0.3:
+            # A name of its own, so only the Profiles item decides: each guard against
+            # each kind of item, mostly the guard intake would choose for it.
+            kind = guards.choice(tuple(GUARD_FOR))
+            fresh_name = f"g{step}"
+            profile = _profile(fresh_name, kind, now)
+            if profile is not None:
+                fake_profiles.put_primary(profile)
+                dynamo_profiles.put_primary(profile)
+            guard = GUARD_FOR[kind] if guards.random() < 0.5 else guards.choice(list(ProfileGuard))
+            created = {"now": now, "job": new_job(fresh_name, Source.FRONTEND, now), "guard": guard}
+            answer = _apply(fake, "create", created)
+            assert answer == _apply(dynamo, "create", created), f"step {step} {kind} {guard}"
+            guarded[guard, answer == "created"] += 1
+        if seen and guards.random() < 0.3:
+            check = guards.choice(("position", "facts"))
+            checks[check] += 1
+            checked = {"job": guards.choice(seen[-6:])}
+            assert _apply(fake, check, checked) == _apply(dynamo, check, checked), (
+                f"step {step} {check}"
+            )
         op = rng.choice(
             (
                 "create",
@@ -1133,6 +1220,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
         args: dict[str, Any] = {"now": now, "name": name}
         if op == "create":
             args["job"] = new_job(name, rng.choice(list(Source)), now)
+            args["guard"] = GUARD_FOR[kinds.get(name, "none")]  # the guard intake chooses
         elif op == "claim":
             current = fake.get(name)
             fresh = current is not None and rng.random() < 0.8
@@ -1187,5 +1275,8 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             seen.append(stored)
     for name in names:
         assert _dump(fake.get(name)) == _dump(dynamo.get(name)), name
-    # The walk exercised every call, and each condition both ways.
+    # The walk exercised every call, and each condition both ways; every guard met
+    # every kind of Profiles item, and positions and counters were compared.
     assert len(outcomes) == 2 * len(ops) == 16, outcomes
+    assert len(checks) == 7, checks
+    assert len(guarded) == 2 * len(ProfileGuard), guarded

@@ -451,12 +451,18 @@ class DynamoJobStore:
 
     def _conditional_put(self, new: Job, expected: Job, what: str) -> dict[str, Any]:
         """A Put of `new` that holds only while the stored job is `expected`: same
-        request, status and version (updated_at; the lease of a running job; the send
-        of a waiting one)."""
-        condition = "request_id = :rid AND #status = :status AND updated_at = :version"
+        request, status, priority and version (updated_at; the lease of a running job;
+        the send of a waiting one). The priority makes a raise in the same millisecond
+        as the version read a change too; the counters moved are `expected` → `new`,
+        true only if the stored job is `expected` in every counted field."""
+        condition = (
+            "request_id = :rid AND #status = :status AND priority = :priority"
+            " AND updated_at = :version"
+        )
         values: dict[str, Any] = {
             ":rid": value(expected.request_id),
             ":status": value(expected.status.value),
+            ":priority": value(expected.priority.value),
             ":version": value(to_iso(expected.updated_at or expected.enqueued_at)),
         }
         if expected.status is JobStatus.PROCESSING and expected.lease_until is not None:
