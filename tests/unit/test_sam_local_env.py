@@ -13,6 +13,7 @@ import pytest
 from devstack.samlocal import declared_variables, functions, problems, sam_local_environment
 from devstack.template import NO_VALUE, Stack, default_parameters, load_template
 from tests.events import EVENTS
+from viralspot.config import Settings, settings_from_env
 
 ENV_FILES = sorted(EVENTS.glob("env*.json"))
 
@@ -164,3 +165,52 @@ def test_reserved_concurrency_is_optional() -> None:
     assert none.resolve(props) == {}
     assert none.resolve(props["ProcessProfileFunction"]) is NO_VALUE
     assert template["Parameters"]["WorkerReservedConcurrency"]["MinValue"] == 0
+
+
+# ------------------------------------------------- one default per setting
+
+
+REQUIRED_ENV = {
+    "PROFILES_TABLE": "Profiles",
+    "CONTENT_TABLE": "Content",
+    "JOBS_TABLE": "Jobs",
+    "HIGH_QUEUE_URL": "https://sqs.example/high",
+    "LOW_QUEUE_URL": "https://sqs.example/low",
+}
+REQUIRED = {field.lower(): value for field, value in REQUIRED_ENV.items()}
+# Each setting a template parameter tunes, and the variables that carry it.
+TUNABLES = {
+    "profile_stale_after_days": ("PROFILE_STALE_AFTER_DAYS",),
+    "lease_seconds": ("LEASE_SECONDS",),
+    "retry": ("MAX_ATTEMPTS", "BACKOFF_CAP_MINUTES", "BACKOFF_BASE_SECONDS"),
+    "pending_grace_minutes": ("PENDING_GRACE_MINUTES",),
+    "sweep_max_jobs": ("SWEEP_MAX_JOBS",),
+    "max_receive_count": ("MAX_RECEIVE_COUNT",),
+    "queue_retention_seconds": ("QUEUE_RETENTION_SECONDS",),
+    "provider": ("PROVIDER",),
+    "rapidapi_host": ("RAPIDAPI_HOST",),
+    "reels_target": ("REELS_TARGET",),
+    "low_priority_reels_target": ("LOW_PRIORITY_REELS_TARGET",),
+    "discovery_max_depth": ("DISCOVERY_MAX_DEPTH",),
+    "discovery_fan_out": ("DISCOVERY_FAN_OUT",),
+}
+
+
+def test_the_template_deploys_the_code_defaults() -> None:
+    """A tunable has its default twice, necessarily (a CloudFormation parameter and
+    the Settings model): a deployed function must run with what the code would
+    assume, so each function's settings from its template environment, with every
+    parameter at its default, equal the model's defaults wherever the template sets
+    the variable."""
+    template = load_template()
+    stack = stack_with(template)
+    code = Settings.model_validate(REQUIRED)
+    checked: set[str] = set()
+    for function_id in functions(template):
+        environment = stack.function_environment(function_id)
+        deployed = settings_from_env({**REQUIRED_ENV, **environment})
+        for field in TUNABLES:
+            if any(variable in environment for variable in TUNABLES[field]):
+                assert getattr(deployed, field) == getattr(code, field), (function_id, field)
+                checked.add(field)
+    assert checked == set(TUNABLES), set(TUNABLES) - checked
