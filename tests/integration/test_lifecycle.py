@@ -458,7 +458,11 @@ def test_fix_the_cause_then_redrive_reruns_jobs_whose_retries_ran_out(
     for message in messages:
         fault = faults[json.loads(message["Body"])["username"]]
         assert worker_with(Scripted(fault)).process(message["Body"]) is Result.FAILED
-    assert status_of(api, "natgeo")["status"] == "failed"
+    exhausted = status_of(api, "natgeo")
+    assert exhausted["status"] == "failed"
+    # The status names the way out the operator has (and a missing profile has not).
+    assert "redrive re-runs it" in exhausted["message"]
+    assert "redrive" not in status_of(api, "gone")["message"]
     aws_env.client("sqs").send_message(
         QueueUrl=stack.refs["HighDeadLetterQueue"],
         MessageBody=json.dumps(

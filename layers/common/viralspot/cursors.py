@@ -27,7 +27,7 @@ CursorKey = Callable[[], bytes]
 
 TAG_BYTES = 16
 DEFAULT_KIND = "posts"
-_CURSOR_ERROR = "Invalid cursor: pass back the next_cursor of a previous page unchanged"
+_CURSOR_ERROR = "Invalid cursor: pass back the next_cursor of a previous answer unchanged"
 
 _key: CursorKey | None = None
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from viralspot.clock import Clock, to_iso, utc_now
+from viralspot.errors import ErrorKind
 from viralspot.jobs import Analysis, Job, JobStatus
 from viralspot.lifecycle import Standing, standing
 from viralspot.ports import Jobs
@@ -52,11 +53,18 @@ def get_status(
     if where is Standing.QUEUED and job is not None:
         return _in_queue(job, jobs, now)
     if where is Standing.FAILED and job is not None:
+        # Retries that ran out on a transient fault are the operator's to re-run
+        # (redrive re-opens them); a missing or private profile stays failed.
+        rerun = (
+            " An operator's redrive re-runs it once the cause is fixed."
+            if job.error_kind is not ErrorKind.PERMANENT
+            else ""
+        )
         return _of(job).model_copy(
             update={
                 "message": (
                     f"Processing failed after {job.attempts} attempt(s): {job.error_message}. "
-                    "A new request starts a fresh job."
+                    f"A new request starts a fresh job.{rerun}"
                 ),
                 "estimated_time": "unknown",
             }
