@@ -65,14 +65,35 @@ API_GATEWAY_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"
 DEFAULT_ERROR_TEMPLATE = '{"message": $context.error.messageString}'
 
 
-def gateway_responses(stack: Stack) -> dict[str, str]:
-    """The application/json templates of the Api's GatewayResponses, by type."""
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One of the Api's GatewayResponses: the body template and the headers API
+    Gateway puts on its own answers of that kind (never on a function's)."""
+
+    template: str = DEFAULT_ERROR_TEMPLATE
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def gateway_responses(stack: Stack) -> dict[str, GatewayResponse]:
+    """The Api's GatewayResponses, by type (DEFAULT_4XX, DEFAULT_5XX, ...)."""
     for api in resources_of_type(stack.template, "AWS::Serverless::Api").values():
         responses = stack.resolve(api.get("Properties", {}).get("GatewayResponses") or {})
         return {
-            kind: str(spec["ResponseTemplates"]["application/json"])
+            kind: GatewayResponse(
+                template=str(
+                    (spec.get("ResponseTemplates") or {}).get(
+                        "application/json", DEFAULT_ERROR_TEMPLATE
+                    )
+                ),
+                # Header values are mapping expressions: a quoted literal here.
+                headers=tuple(
+                    (str(name), str(value).strip("'"))
+                    for name, value in (
+                        (spec.get("ResponseParameters") or {}).get("Headers") or {}
+                    ).items()
+                ),
+            )
             for kind, spec in responses.items()
-            if "application/json" in (spec.get("ResponseTemplates") or {})
         }
     return {}
 
@@ -112,34 +133,37 @@ class Gateway:
         *,
         api_key: str | None = None,
         cors: Mapping[str, str] | None = None,
-        error_templates: Mapping[str, str] | None = None,
+        responses: Mapping[str, GatewayResponse] | None = None,
     ) -> None:
         self._routes = list(api_routes)
         self._functions = dict(functions)
         self._api_key = api_key
         self._cors = dict(cors or DEFAULT_CORS)
-        self._errors = dict(error_templates or {})
+        self._responses = dict(responses or {})
         if api_key is None and any(r.api_key_required for r in self._routes):
             raise ValueError("a route requires an API key but none was given")
 
     def handle(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> HttpAnswer:
-        """One HTTP request (target = path and query, still percent-encoded)."""
-        answer = self._handle(method.upper(), target, headers, body)
-        if answer.header("Access-Control-Allow-Origin") is None:
-            origin = ("Access-Control-Allow-Origin", self._cors["Access-Control-Allow-Origin"])
-            answer = HttpAnswer(answer.status, [*answer.headers, origin], answer.body)
-        return answer
+        """One HTTP request (target = path and query, still percent-encoded). A
+        function's answer passes as the function gave it (Lambda proxy: CORS headers
+        are the function's to add); the gateway's own answers carry the headers the
+        template gives them."""
+        return self._handle(method.upper(), target, headers, body)
 
     def error(self, status: int, message: str, error_type: str) -> HttpAnswer:
         """API Gateway's own refusal: DEFAULT_4XX / DEFAULT_5XX of the template."""
         kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
-        template = self._errors.get(kind, DEFAULT_ERROR_TEMPLATE)
+        response = self._responses.get(kind, GatewayResponse())
         return HttpAnswer(
             status=status,
-            headers=[("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
-            body=render_error(template, message),
+            headers=[
+                ("Content-Type", "application/json"),
+                ("x-amzn-ErrorType", error_type),
+                *response.headers,
+            ],
+            body=render_error(response.template, message),
         )
 
     def _handle(
@@ -242,5 +266,5 @@ def gateway_for(
         functions,
         api_key=api_key,
         cors=cors_headers(stack),
-        error_templates=gateway_responses(stack),
+        responses=gateway_responses(stack),
     )

@@ -17,7 +17,7 @@ import pytest
 
 from devstack.apigw import routes
 from devstack.emulator import Emulator
-from devstack.gateway import Gateway
+from devstack.gateway import Gateway, gateway_for
 from devstack.harness import local_stack, stack_environment
 from devstack.invoke import handler_for
 from devstack.server import DevStack
@@ -129,7 +129,8 @@ def local(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
 
 
 def test_request_dedup_and_status_over_http(local: DevStack) -> None:
-    status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request")
+    browser = {"Origin": "https://tool.example"}
+    status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request", browser)
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Content-Type"] == "application/json"
@@ -148,9 +149,13 @@ def test_request_dedup_and_status_over_http(local: DevStack) -> None:
 
 
 def test_errors_and_preflight_look_like_api_gateway(local: DevStack) -> None:
-    status, headers, body = http("POST", f"{local.api_url}/api/profile/no%20spaces/request")
+    browser = {"Origin": "https://tool.example"}
+    status, headers, body = http(
+        "POST", f"{local.api_url}/api/profile/no%20spaces/request", browser
+    )
     assert status == 400  # the function's own answer, passed through
     assert body["success"] is False
+    # The function's CORS header, for a browser's request (API Gateway adds none).
     assert headers["Access-Control-Allow-Origin"] == "*"
 
     # API Gateway's own refusals, in the template's GatewayResponses envelope.
@@ -317,7 +322,8 @@ def test_proxy_response_headers_and_binary_bodies(fake_template: dict[str, Any])
     assert ("Set-Cookie", "a=1") in answer.headers
     assert ("Set-Cookie", "b=2") in answer.headers
     assert answer.header("content-type") == "image/png"
-    assert answer.header("Access-Control-Allow-Origin") == "*"
+    # Lambda proxy: API Gateway adds no CORS header to a function's answer.
+    assert answer.header("Access-Control-Allow-Origin") is None
 
 
 def test_failing_or_malformed_function_is_a_502(fake_template: dict[str, Any]) -> None:
@@ -329,6 +335,30 @@ def test_failing_or_malformed_function_is_a_502(fake_template: dict[str, Any]) -
         answer = gateway.handle("GET", "/admin/open", [], b"")
         assert answer.status == 502
         assert json.loads(answer.body) == {"message": "Internal server error"}
+
+
+def test_the_gateways_own_answers_carry_the_templates_headers(template: dict[str, Any]) -> None:
+    """DEFAULT_5XX and DEFAULT_4XX of the template's GatewayResponses: their body and
+    their headers (the origin for browsers; Retry-After on a 5xx)."""
+
+    def boom(_event: dict[str, Any], _ctx: Any) -> Any:
+        raise RuntimeError("boom")
+
+    stack = Stack(template=template, parameters=default_parameters(template))
+    gateway = gateway_for(
+        stack,
+        {"RequestProfileFunction": LocalFunction("RequestProfileFunction", boom)},
+        api_key="k",
+    )
+    failed = gateway.handle("GET", "/api/profile/natgeo/status", [], b"")
+    assert failed.status == 502
+    assert json.loads(failed.body) == {"success": False, "detail": "Internal server error"}
+    assert failed.header("Retry-After") == "5"
+    assert failed.header("Access-Control-Allow-Origin") == "*"
+    missing = gateway.handle("GET", "/nowhere", [], b"")
+    assert missing.status == 403
+    assert missing.header("Access-Control-Allow-Origin") == "*"
+    assert missing.header("Retry-After") is None
 
 
 def test_local_stack_generates_an_api_key_when_a_route_needs_one(
