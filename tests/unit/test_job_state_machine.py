@@ -124,7 +124,7 @@ from viralspot.pipeline import PipelinePolicy, Result
 from viralspot.ports import IntakeBlocked, ProfileGuard
 from viralspot.profiles import Profile, Tier
 from viralspot.providers import ProviderProfile, ProviderReel
-from viralspot.queue_stats import QueueFacts
+from viralspot.queue_stats import QueueFacts, Sample
 from viralspot.retry import RetryPolicy
 from viralspot.sweeper import LEASE_EXPIRED, SweepPolicy
 from viralspot.usernames import normalise_username
@@ -1070,9 +1070,15 @@ GUARD_FOR = {
 
 
 def _facts(facts: QueueFacts) -> tuple[dict[str, int], object]:
-    """The queue's counters (a counter never written reads as 0) and sample."""
+    """The queue's counters (a counter never written reads as 0) and sample (with
+    the one it replaced: what the table keeps of the chain)."""
     counts = {name: n for name, n in facts.counts.values.items() if n}
-    return counts, None if facts.sample is None else facts.sample.model_dump(mode="json")
+    sample = facts.sample
+    if sample is None:
+        return counts, None
+    previous = sample.previous
+    kept = None if previous is None else (previous.at, previous.totals)
+    return counts, (sample.at, sample.totals, kept)
 
 
 def _profile(name: str, kind: str, now: datetime) -> Profile | None:
@@ -1112,6 +1118,8 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
         return (position.ahead, _facts(position.facts))
     if op == "facts":
         return _facts(store.queue_facts())
+    if op == "sample":
+        return store.save_sample(args["sample"], replaces=args["replaces"])
     if op in ("claim", "reclaim"):
         now = args["now"]
         claimed = store.claim(
@@ -1140,8 +1148,10 @@ def _apply(store: Any, op: str, args: dict[str, Any]) -> object:
 
 @pytest.mark.server
 def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
-    """The machine above is only as good as its fake: a random walk of intake, claim,
-    finish, replace and sweeper queries, applied to MemoryWorkerJobStore and to
+    """The machine above is only as good as its fake: a random walk of every call of
+    the Jobs port (intake's create under each Profiles guard, claim, finish, replace,
+    mark_dispatched, raise_priority, the sweeper's due, the queue position, the
+    counters and the rate sample), applied to MemoryWorkerJobStore and to
     DynamoJobStore on the emulator, must give the same answers and leave the same items.
     `reclaim` sends an earlier claim again, exactly as botocore retries one whose
     answer was lost: it must be recognised as that claim's own while it holds."""
@@ -1197,12 +1207,20 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             assert answer == _apply(dynamo, "create", created), f"step {step} {kind} {guard}"
             guarded[guard, answer == "created"] += 1
         if seen and guards.random() < 0.3:
-            check = guards.choice(("position", "facts"))
-            checks[check] += 1
-            checked = {"job": guards.choice(seen[-6:])}
-            assert _apply(fake, check, checked) == _apply(dynamo, check, checked), (
-                f"step {step} {check}"
-            )
+            check = guards.choice(("position", "facts", "sample"))
+            checked: dict[str, Any] = {"job": guards.choice(seen[-6:])}
+            if check == "sample":
+                # The sweeper's reading: over the one stored (or, racing, a stale one).
+                stored = fake.queue_facts().sample
+                stale = Sample(at=now - timedelta(days=1), totals={})
+                replaces = stored if guards.random() < 0.7 else guards.choice((None, stale))
+                counts = fake.queue_facts().counts.values
+                totals = {k: v for k, v in counts.items() if k.startswith(("ENQUEUED", "DONE"))}
+                checked["sample"] = Sample(at=now, totals=totals, previous=stored)
+                checked["replaces"] = replaces
+            seen_by_fake = _apply(fake, check, checked)
+            assert seen_by_fake == _apply(dynamo, check, checked), f"step {step} {check}"
+            checks[f"{check} saved" if seen_by_fake is True else check] += 1
         op = rng.choice(
             (
                 "create",
@@ -1275,8 +1293,9 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             seen.append(stored)
     for name in names:
         assert _dump(fake.get(name)) == _dump(dynamo.get(name)), name
-    # The walk exercised every call, and each condition both ways; every guard met
-    # every kind of Profiles item, and positions and counters were compared.
+    # The walk exercised every call, and each condition both ways; each guard both
+    # let a job in and refused one; every kind of Profiles item was met, and
+    # positions, counters and samples were compared.
     assert len(outcomes) == 2 * len(ops) == 16, outcomes
-    assert len(checks) == 7, checks
+    assert len(checks) == 9, checks  # a sample both saved and refused
     assert len(guarded) == 2 * len(ProfileGuard), guarded

@@ -442,9 +442,9 @@ class DynamoJobStore:
         return self._put_if(claimed, outcome, "finish job")
 
     def replace(self, expected: Job, new: Job) -> bool:
-        """Store `new` only if the job is still exactly the `expected` version
-        (same request, status and updated_at): two sweepers reading the same job
-        cannot both act on it."""
+        """Store `new` only if the job is still exactly the `expected` version (as
+        `_conditional_put` pins it): two sweepers reading the same job cannot both
+        act on it."""
         if expected.updated_at is None:
             raise ValueError("replace() needs a stored job (with updated_at)")
         return self._put_if(expected, new, "replace job")
@@ -452,9 +452,12 @@ class DynamoJobStore:
     def _conditional_put(self, new: Job, expected: Job, what: str) -> dict[str, Any]:
         """A Put of `new` that holds only while the stored job is `expected`: same
         request, status, priority and version (updated_at; the lease of a running job;
-        the send of a waiting one). The priority makes a raise in the same millisecond
-        as the version read a change too; the counters moved are `expected` → `new`,
-        true only if the stored job is `expected` in every counted field."""
+        the send of a waiting one). The counters move by `expected` → `new`, so the
+        status and priority they are counted by are pinned themselves, not left to
+        updated_at: a raise stamped in the same millisecond as the version read (or
+        by a container whose clock agrees to the millisecond) still fails the
+        condition. Whether a failed job awaits a retry, also counted, is left to
+        updated_at, which every write that changes it moves."""
         condition = (
             "request_id = :rid AND #status = :status AND priority = :priority"
             " AND updated_at = :version"
