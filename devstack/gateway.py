@@ -6,6 +6,7 @@ the payload quota, the proxy event and the proxy response."""
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import json
 import logging
@@ -13,6 +14,17 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from devstack.apigw import Route, match, proxy_event, routes
 from devstack.template import Stack, resources_of_type
@@ -226,21 +238,42 @@ class Gateway:
         return self.error(502, "Internal server error", "InternalServerErrorException")
 
     def _from_proxy_response(self, function_id: str, result: Any) -> HttpAnswer:
-        if not isinstance(result, dict) or "statusCode" not in result:
-            log.error("%s returned a malformed Lambda proxy response", function_id)
+        try:
+            proxy = ProxyResponse.model_validate(result)
+            body = (
+                base64.b64decode(proxy.body or "", validate=True)
+                if proxy.isBase64Encoded
+                else (proxy.body or "").encode("utf-8")
+            )
+        except (ValidationError, binascii.Error) as exc:
+            # API Gateway's answer to a response it cannot map, whatever its fault.
+            log.error("%s returned a malformed Lambda proxy response: %s", function_id, exc)
             return self._internal_error()
-        pairs: list[tuple[str, str]] = [
-            (str(k), str(v)) for k, v in (result.get("headers") or {}).items()
-        ]
-        for key, values in (result.get("multiValueHeaders") or {}).items():
-            for value in values or []:
-                if (str(key), str(value)) not in pairs:
-                    pairs.append((str(key), str(value)))
+        pairs: list[tuple[str, str]] = [(k, str(v)) for k, v in proxy.headers.items()]
+        for key, values in proxy.multiValueHeaders.items():
+            for value in values:
+                if (key, str(value)) not in pairs:
+                    pairs.append((key, str(value)))
         if not any(k.lower() == "content-type" for k, _ in pairs):
             pairs.append(("Content-Type", "application/json"))
-        raw = result.get("body") or ""
-        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
-        return HttpAnswer(int(result["statusCode"]), pairs, body)
+        return HttpAnswer(proxy.statusCode, pairs, body)
+
+
+class ProxyResponse(BaseModel):
+    """A Lambda proxy integration's answer, as API Gateway accepts it: anything
+    else (a status that is not a number, a body that is not a string, base64 that
+    does not decode) is its 502."""
+
+    statusCode: int = Field(ge=100, le=599)
+    headers: dict[str, StrictStr | StrictInt | StrictFloat | StrictBool] = {}
+    multiValueHeaders: dict[str, list[StrictStr | StrictInt | StrictFloat | StrictBool]] = {}
+    body: StrictStr | None = None
+    isBase64Encoded: bool = False
+
+    @field_validator("headers", "multiValueHeaders", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 def stack_api_key(stack: Stack) -> str | None:

@@ -330,11 +330,26 @@ def test_failing_or_malformed_function_is_a_502(fake_template: dict[str, Any]) -
     def boom(_event: dict[str, Any]) -> Any:
         raise RuntimeError("boom")
 
-    malformed = fake_api(fake_template, lambda _event: "not a proxy response")
-    for gateway in (fake_api(fake_template, boom), malformed):
+    malformed: list[Any] = [
+        "not a proxy response",
+        {"body": "{}"},  # no statusCode
+        {"statusCode": "abc", "body": "{}"},
+        {"statusCode": 700, "body": "{}"},
+        {"statusCode": 200, "body": {"a": 1}},  # a body must be a string
+        {"statusCode": 200, "body": "%%%", "isBase64Encoded": True},
+        {"statusCode": 200, "headers": {"X": {"nested": 1}}},
+    ]
+    gateways = [fake_api(fake_template, boom)] + [
+        fake_api(fake_template, lambda _event, answer=answer: answer) for answer in malformed
+    ]
+    for gateway in gateways:
         answer = gateway.handle("GET", "/admin/open", [], b"")
         assert answer.status == 502
         assert json.loads(answer.body) == {"message": "Internal server error"}
+    # What API Gateway does accept: a numeric string status, no body, null headers.
+    lenient = fake_api(fake_template, lambda _event: {"statusCode": "204", "headers": None})
+    accepted = lenient.handle("GET", "/admin/open", [], b"")
+    assert (accepted.status, accepted.body) == (204, b"")
 
 
 def test_the_gateways_own_answers_carry_the_templates_headers(template: dict[str, Any]) -> None:
