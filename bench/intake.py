@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 try:
-    from bench.common import Probe, fan_out_attributed, percentile
-    from devstack.harness import local_stack
+    from bench.common import Probe, fan_out_attributed, local_stack, percentile
     from devstack.invoke import LocalApi
     from viralspot import intake
-    from viralspot.adapters import aws, dynamo_jobs
+    from viralspot.adapters import dynamo_jobs
     from viralspot.adapters.codec import serialize
     from viralspot.adapters.dynamo_jobs import job_to_item
     from viralspot.clock import to_iso, utc_now
@@ -130,13 +129,9 @@ def measure(
 
 def run(requests: int, *, budget: float, show_logs: bool) -> list[PathResult]:
     started = time.monotonic()
-    with local_stack() as harness:
-        dynamodb = harness.emulator.client("dynamodb")
-        stack = harness.stack
-        probe = Probe()
-        for client in (aws.dynamodb(), aws.sqs()):
-            probe.attach(client)
-        api = harness.api()
+    with local_stack() as (emulator, stack, probe):
+        dynamodb = emulator.client("dynamodb")
+        api = LocalApi(stack)
 
         now = utc_now()
         # A fully processed profile, and one completed two minutes ago.

@@ -5,7 +5,8 @@ the test process takes the template's Powertools settings, as Lambda gives them 
 every function. The domain counts with Powertools' shared Metrics outside any
 handler (the worker's handler flushes them in Lambda); in a long test nothing
 flushes, Powertools flushes by itself at 100 values, and without the template's
-namespace it refuses to.
+namespace it refuses to. The benchmarks import tests.support, so they run with the
+same settings, as the functions do in Lambda.
 """
 
 import os

@@ -107,9 +107,9 @@ def stack(harness: Harness) -> Stack:
 
 
 @pytest.fixture
-def api(stack: Stack) -> LocalApi:
+def api(harness: Harness) -> LocalApi:
     """The stack's API through the gateway `make run` serves; `admin=True` sends its key."""
-    return LocalApi(stack)
+    return harness.api()
 
 
 @pytest.fixture

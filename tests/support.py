@@ -1,4 +1,5 @@
-"""Small helpers shared by the emulator tests."""
+"""Small helpers shared by the tests (unit and emulator) and the benchmarks: one
+step clock, one call counter, one queue drain, one client of the request routes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Property: nothing a client sends costs a 5xx, and HIGH priority is only ever earned.
 
-Hypothesis drives the local API Gateway (devstack.server.Gateway, in-process)
+Hypothesis drives the local API Gateway (devstack.gateway.Gateway, in-process)
 in front of the real API function on the emulator, over every route of the
 template, with what an attacker or a careless client would send: any method;
 usernames with encoded slashes, unicode, 10,000 characters; query strings with

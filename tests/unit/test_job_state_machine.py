@@ -882,7 +882,9 @@ class JobLifecycle(RuleBasedStateMachine):
             assert job.error_message not in (KEY_MISSING, PROVIDER_DOWN), job
             assert job.error_kind is not None, job
             # A job whose own attempt stored its profile (at its depth, at or after
-            # its last claim) is completed, not failed.
+            # its last claim) is completed, not failed. Written out again on purpose,
+            # not imported from the sweeper: the model states the rule on its own, so
+            # a wrong rule in the sweeper cannot also be the model's.
             stored_by_it = (
                 profile is not None
                 and profile.tier is Tier.PRIMARY

@@ -168,15 +168,21 @@ def test_a_provider_that_cannot_be_built_pauses_inside_the_attempt() -> None:
 # -- every state has an exit ---------------------------------------------------------------
 
 
-def exhausted_pending(system: System, *, sent: bool) -> Job:
-    """A PENDING job whose attempts reached MaxAttempts (lowered after its retry was
-    sent): no claim can ever take it."""
+def two_failed_attempts(system: System) -> None:
+    """natgeo requested, failed twice on a transient fault and sent again by the
+    sweeper each time: its third attempt is its last (MaxAttempts 3)."""
     system.request("natgeo")
     system.provider.failures = [ProviderTransient("HTTP 500") for _ in range(2)]
     for _ in range(2):
         assert system.deliver_sent() == [Result.RETRY_SCHEDULED]
         system.clock.advance(minutes=5)
         system.sweep()
+
+
+def exhausted_pending(system: System, *, sent: bool) -> Job:
+    """A PENDING job whose attempts reached MaxAttempts (lowered after its retry was
+    sent): no claim can ever take it."""
+    two_failed_attempts(system)
     job = system.job("natgeo")
     assert job.status is JobStatus.PENDING
     assert job.attempts == 2
@@ -308,12 +314,7 @@ class DiesAfterStoringTheProfile(MemoryProfileStore):
 def test_a_last_attempt_that_dies_after_storing_the_profile_is_completed() -> None:
     profiles = DiesAfterStoringTheProfile()
     system = System(profiles=profiles)
-    system.request("natgeo")
-    system.provider.failures = [ProviderTransient("HTTP 500") for _ in range(2)]
-    for _ in range(2):
-        assert system.deliver_sent() == [Result.RETRY_SCHEDULED]
-        system.clock.advance(minutes=5)
-        system.sweep()
+    two_failed_attempts(system)
     profiles.armed = True
     with pytest.raises(SystemExit):
         system.deliver_sent()
