@@ -164,6 +164,11 @@ class Gateway:
         template gives them."""
         return self._handle(method.upper(), target, headers, body)
 
+    def too_large(self) -> HttpAnswer:
+        """A payload over API Gateway's quota: refused before any routing, whether
+        the body came whole (in-process) or was cut off while read (over HTTP)."""
+        return self.error(413, "Request Too Long", "RequestTooLargeException")
+
     def error(self, status: int, message: str, error_type: str) -> HttpAnswer:
         """API Gateway's own refusal: DEFAULT_4XX / DEFAULT_5XX of the template."""
         kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
@@ -181,6 +186,8 @@ class Gateway:
     def _handle(
         self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> HttpAnswer:
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return self.too_large()
         path = target.split("?", 1)[0]
         if method == "OPTIONS":
             if any(route.pattern.match(path) for route in self._routes):
@@ -189,8 +196,6 @@ class Gateway:
         found = match(self._routes, method, path) if method in API_GATEWAY_METHODS else None
         if found is None:
             return self._missing_token()
-        if len(body) > MAX_PAYLOAD_BYTES:
-            return self.error(413, "Request Too Long", "RequestTooLargeException")
         route, params = found
         if route.api_key_required and not self._key_ok(headers):
             return self.error(403, "Forbidden", "ForbiddenException")

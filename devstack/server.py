@@ -166,7 +166,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _PayloadTooLarge:
-            self._send(self.server.gateway.error(413, "Request Too Long", "RequestTooLarge"))
+            self._send(self.server.gateway.too_large())
             self.close_connection = True  # the body was not read
             return
         except ValueError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.emulator import Emulator
+from devstack.gateway import MAX_PAYLOAD_BYTES, gateway_for
 from devstack.server import DevStack
 from devstack.template import Stack
 
@@ -76,6 +77,23 @@ def test_a_body_over_api_gateways_quota_is_413_without_reading_it(local: DevStac
     status, _, body = exchange(local, head + b"{" * 100_000)
     assert status == 413
     assert body["success"] is False
+
+
+def test_the_quota_is_the_same_413_in_process_and_before_routing(local: DevStack) -> None:
+    # In process: no function is even loaded, as nothing may reach one.
+    gateway = gateway_for(local.stack, {}, api_key="k")
+    over = b"{" * (MAX_PAYLOAD_BYTES + 1)
+    for path in ("/api/profile/bulk-request", "/nowhere"):
+        answer = gateway.handle("POST", path, [], over)
+        assert answer.status == 413, path
+        assert answer.header("x-amzn-ErrorType") == "RequestTooLargeException"
+    head = (
+        b"POST /nowhere HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
+    )
+    status, headers, _ = exchange(local, head + b"{" * 100_000)
+    assert status == 413
+    assert headers["x-amzn-ErrorType"] == "RequestTooLargeException"
 
 
 def test_a_body_over_the_apis_cap_is_413_from_the_function(local: DevStack) -> None:
