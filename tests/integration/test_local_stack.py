@@ -105,6 +105,11 @@ def fake_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return load_template(path)
 
 
+# A browser's cross-origin request says where it comes from; the function's CORS
+# answer depends on it.
+BROWSER = {"Origin": "https://tool.example"}
+
+
 def http(
     method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None
 ) -> tuple[int, dict[str, str], Any]:
@@ -129,8 +134,7 @@ def local(stack: Stack, emulator: Emulator) -> Iterator[DevStack]:
 
 
 def test_request_dedup_and_status_over_http(local: DevStack) -> None:
-    browser = {"Origin": "https://tool.example"}
-    status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request", browser)
+    status, headers, first = http("POST", f"{local.api_url}/api/profile/natgeo/request", BROWSER)
     assert status == 200
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Content-Type"] == "application/json"
@@ -149,9 +153,8 @@ def test_request_dedup_and_status_over_http(local: DevStack) -> None:
 
 
 def test_errors_and_preflight_look_like_api_gateway(local: DevStack) -> None:
-    browser = {"Origin": "https://tool.example"}
     status, headers, body = http(
-        "POST", f"{local.api_url}/api/profile/no%20spaces/request", browser
+        "POST", f"{local.api_url}/api/profile/no%20spaces/request", BROWSER
     )
     assert status == 400  # the function's own answer, passed through
     assert body["success"] is False

@@ -1182,7 +1182,7 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
         name = rng.choice(names)
         if guards.random() < 0.2:
             # Both stores read the same Profiles item: the guards must agree on it.
-            kind = guards.choice(("none", "secondary", "fresh", "stale", "crawled"))
+            kind = guards.choice(tuple(GUARD_FOR))
             profile = _profile(name, kind, now)
             if profile is None:
                 fake_profiles.delete(name)
@@ -1213,10 +1213,10 @@ def test_fake_job_store_agrees_with_the_dynamodb_adapter(stack: Stack) -> None:
             checked: dict[str, Any] = {"job": guards.choice(seen[-6:])}
             if check == "sample":
                 # The sweeper's reading: over the one stored (or, racing, a stale one).
-                stored = fake.queue_facts().sample
+                facts = fake.queue_facts()
+                stored, counts = facts.sample, facts.counts.values
                 stale = Sample(at=now - timedelta(days=1), totals={})
                 replaces = stored if guards.random() < 0.7 else guards.choice((None, stale))
-                counts = fake.queue_facts().counts.values
                 totals = {k: v for k, v in counts.items() if k.startswith(("ENQUEUED", "DONE"))}
                 checked["sample"] = Sample(at=now, totals=totals, previous=stored)
                 checked["replaces"] = replaces

@@ -13,7 +13,12 @@ import pytest
 from devstack.samlocal import declared_variables, functions, problems, sam_local_environment
 from devstack.template import NO_VALUE, Stack, default_parameters, load_template
 from tests.events import EVENTS
-from viralspot.config import Settings, settings_from_env
+from viralspot.config import (
+    ENV_VARIABLES,
+    RETRY_ENV_VARIABLES,
+    Settings,
+    settings_from_env,
+)
 
 ENV_FILES = sorted(EVENTS.glob("env*.json"))
 
@@ -170,29 +175,18 @@ def test_reserved_concurrency_is_optional() -> None:
 # ------------------------------------------------- one default per setting
 
 
+# Settings without a default name the stack's own resources: any value serves here.
 REQUIRED_ENV = {
-    "PROFILES_TABLE": "Profiles",
-    "CONTENT_TABLE": "Content",
-    "JOBS_TABLE": "Jobs",
-    "HIGH_QUEUE_URL": "https://sqs.example/high",
-    "LOW_QUEUE_URL": "https://sqs.example/low",
+    ENV_VARIABLES[name]: f"physical-{name}"
+    for name, field in Settings.model_fields.items()
+    if field.is_required()
 }
-REQUIRED = {field.lower(): value for field, value in REQUIRED_ENV.items()}
-# Each setting a template parameter tunes, and the variables that carry it.
+# What a template parameter tunes: every setting with a default of its own (None
+# defaults are resources or secrets the template names), and its variables.
 TUNABLES = {
-    "profile_stale_after_days": ("PROFILE_STALE_AFTER_DAYS",),
-    "lease_seconds": ("LEASE_SECONDS",),
-    "retry": ("MAX_ATTEMPTS", "BACKOFF_CAP_MINUTES", "BACKOFF_BASE_SECONDS"),
-    "pending_grace_minutes": ("PENDING_GRACE_MINUTES",),
-    "sweep_max_jobs": ("SWEEP_MAX_JOBS",),
-    "max_receive_count": ("MAX_RECEIVE_COUNT",),
-    "queue_retention_seconds": ("QUEUE_RETENTION_SECONDS",),
-    "provider": ("PROVIDER",),
-    "rapidapi_host": ("RAPIDAPI_HOST",),
-    "reels_target": ("REELS_TARGET",),
-    "low_priority_reels_target": ("LOW_PRIORITY_REELS_TARGET",),
-    "discovery_max_depth": ("DISCOVERY_MAX_DEPTH",),
-    "discovery_fan_out": ("DISCOVERY_FAN_OUT",),
+    name: tuple(RETRY_ENV_VARIABLES.values()) if name == "retry" else (ENV_VARIABLES[name],)
+    for name, field in Settings.model_fields.items()
+    if not field.is_required() and field.default is not None
 }
 
 
@@ -204,7 +198,7 @@ def test_the_template_deploys_the_code_defaults() -> None:
     the variable."""
     template = load_template()
     stack = stack_with(template)
-    code = Settings.model_validate(REQUIRED)
+    code = settings_from_env(REQUIRED_ENV)
     checked: set[str] = set()
     for function_id in functions(template):
         environment = stack.function_environment(function_id)

@@ -65,7 +65,8 @@ class Settings(BaseModel):
     cursor_key_secret: str | None = None
 
 
-_ENV = {
+# Each setting and the environment variable the template sets it with.
+ENV_VARIABLES = {
     "profiles_table": "PROFILES_TABLE",
     "content_table": "CONTENT_TABLE",
     "jobs_table": "JOBS_TABLE",
@@ -91,7 +92,7 @@ _ENV = {
     "admin_key_secret": "ADMIN_KEY_SECRET",
     "cursor_key_secret": "CURSOR_KEY_SECRET",
 }
-_RETRY_ENV = {
+RETRY_ENV_VARIABLES = {
     "max_attempts": "MAX_ATTEMPTS",
     "backoff_cap_minutes": "BACKOFF_CAP_MINUTES",
     "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
@@ -100,8 +101,12 @@ _RETRY_ENV = {
 
 def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
-    values: dict[str, object] = {field: env[var] for field, var in _ENV.items() if env.get(var)}
-    values["retry"] = {field: env[var] for field, var in _RETRY_ENV.items() if env.get(var)}
+    values: dict[str, object] = {
+        field: env[var] for field, var in ENV_VARIABLES.items() if env.get(var)
+    }
+    values["retry"] = {
+        field: env[var] for field, var in RETRY_ENV_VARIABLES.items() if env.get(var)
+    }
     return Settings.model_validate(values)
 
 
